@@ -1,0 +1,66 @@
+"""lic — learned image compression that writes real files.
+
+>>> import lic
+>>> from PIL import Image
+>>> data = lic.compress(Image.open("photo.png"), quality=3)   # bytes of a .lic file
+>>> image = lic.decompress(data)                                # PIL.Image, same size and mode
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+DEFAULT_MODEL = "bmshj2018-hyperprior"
+
+
+def _as_image(image):
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        from PIL import ImageOps
+
+        return ImageOps.exif_transpose(image)
+    if isinstance(image, (str, Path)):
+        from .imageio import read_image
+
+        return read_image(image)
+    import numpy as np
+
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        from .errors import InputError
+
+        raise InputError("numpy images must be uint8 (H×W, H×W×3 or H×W×4)")
+    return Image.fromarray(a)
+
+
+def compress(image, model=DEFAULT_MODEL, quality: int | None = None) -> bytes:
+    """Compress a PIL image, a path or a uint8 array into the bytes of a ``.lic`` file."""
+    from .codec import encode
+
+    return encode(_as_image(image), model=model, quality=quality).data
+
+
+def decompress(data: bytes, model=None, layers: int | None = None):
+    """Decode ``.lic`` bytes into a PIL image of the original size and mode."""
+    from .codec import decode
+
+    return decode(bytes(data), model=model, layers=layers)
+
+
+def load_model(name: str = DEFAULT_MODEL):
+    """A shipped model by name (see ``lic models``) or a weights file by path."""
+    from .zoo import load_model as _load
+
+    return _load(name)
+
+
+def list_models() -> list[str]:
+    from .zoo import shipped
+
+    return list(shipped())
+
+
+__all__ = ["compress", "decompress", "load_model", "list_models", "DEFAULT_MODEL", "__version__"]

@@ -1,0 +1,336 @@
+"""The ``lic`` command line.
+
+Every user-caused problem ends in one line on stderr and a non-zero exit; no
+traceback (set ``LIC_DEBUG=1`` to see one), no partial output (files are
+written to a temporary name and renamed), and an input is never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from .errors import InputError, LicError, OutputError
+
+PROG = "lic"
+
+
+# -- helpers ----------------------------------------------------------------
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(out: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
+    for i in inputs:
+        if _same_file(i, out) or i.resolve() == out.resolve():
+            raise OutputError(f"{out}: output would overwrite the input")
+    if out.exists() and out.is_dir():
+        raise OutputError(f"{out}: is a folder")
+    if out.exists() and not force:
+        raise OutputError(f"{out}: already exists (use --force to overwrite)")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{out}: folder {parent} is not writable")
+
+
+def write_atomic(out: Path, data: bytes | None = None, save=None) -> None:
+    """Write ``data`` (or call ``save(tmp_path)``) to a temporary file, then rename over ``out``."""
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix or ".tmp", dir=parent)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if data is not None:
+                f.write(data)
+        if save is not None:
+            save(tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _fmt_size(n: int) -> str:
+    return f"{n:,} bytes"
+
+
+# -- commands ----------------------------------------------------------------
+def cmd_compress(args) -> int:
+    from . import codec
+    from .data import list_images
+    from .imageio import read_image
+
+    src = Path(args.input)
+    if not src.exists():
+        raise InputError(f"{src}: no such file or folder")
+    model = _load(args.model)
+    if args.quality is not None:
+        model.check_quality(args.quality)
+    if src.is_dir():
+        if not args.output:
+            raise OutputError("a folder input needs -o OUTPUT_FOLDER")
+        dst = Path(args.output)
+        files = list_images(src)
+        if not files:
+            raise InputError(f"{src}: no images found in this folder")
+        if dst.exists() and not dst.is_dir():
+            raise OutputError(f"{dst}: exists and is not a folder")
+        dst.mkdir(parents=True, exist_ok=True)
+        from tqdm import tqdm
+
+        failed, total_bytes, total_px = [], 0, 0
+        for f in tqdm(files, desc="compress", unit="image", disable=args.quiet):
+            out = dst / f.relative_to(src).with_suffix(".lic")
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                check_output(out, args.force, (f,))
+                enc = codec.encode(read_image(f), model=model, quality=args.quality)
+                write_atomic(out, enc.data)
+                total_bytes += len(enc.data)
+                total_px += enc.header.width * enc.header.height
+            except LicError as exc:
+                failed.append(str(exc))
+        for msg in failed:
+            print(f"{PROG}: error: {msg}", file=sys.stderr)
+        done = len(files) - len(failed)
+        if done and not args.quiet:
+            print(f"{done} images -> {dst}: {_fmt_size(total_bytes)}, {8 * total_bytes / total_px:.4f} bpp")
+        return 1 if failed else 0
+    out = Path(args.output) if args.output else src.with_suffix(".lic")
+    check_output(out, args.force, (src,))
+    img = read_image(src)
+    enc = codec.encode(img, model=model, quality=args.quality)
+    write_atomic(out, enc.data)
+    if not args.quiet:
+        h = enc.header
+        print(f"{src} -> {out}: {_fmt_size(len(enc.data))}, {8 * len(enc.data) / (h.width * h.height):.4f} bpp "
+              f"({h.width}x{h.height} {h.mode}, {h.model} q{h.quality})")
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    from . import codec
+
+    src = Path(args.input)
+    if not src.is_file():
+        raise InputError(f"{src}: no such file")
+    out = Path(args.output) if args.output else src.with_suffix(".png")
+    check_output(out, args.force, (src,))
+    fmt = _pil_format(out)
+    data = src.read_bytes()
+    img = codec.decode(data, model=args.model, layers=args.layers)
+
+    def save(tmp):
+        img.save(tmp, format=fmt)
+
+    write_atomic(out, save=save)
+    if not args.quiet:
+        print(f"{src} -> {out}: {img.size[0]}x{img.size[1]} {img.mode}")
+    return 0
+
+
+def _pil_format(out: Path) -> str:
+    from PIL import Image
+
+    Image.init()
+    fmt = Image.EXTENSION.get(out.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise OutputError(f"{out}: unknown image format '{out.suffix}' (use .png, .bmp, .tif, .webp, .jpg)")
+    return fmt
+
+
+def cmd_info(args) -> int:
+    from . import container
+
+    src = Path(args.input)
+    if not src.is_file():
+        raise InputError(f"{src}: no such file")
+    data = src.read_bytes()
+    f = container.read(data)
+    h = f.header
+    px = h.width * h.height
+    print(f"file      {src} ({_fmt_size(len(data))}, {8 * len(data) / px:.4f} bpp)")
+    print(f"format    lic v{container.FORMAT_VERSION}")
+    print(f"model     {h.model} (weights {h.digest.hex()})")
+    print(f"image     {h.width}x{h.height} {h.mode}")
+    print(f"quality   {h.quality}")
+    state = "complete" if not f.truncated else f"TRUNCATED ({len(f.chunks)} of {h.n_chunks} chunks complete)"
+    print(f"chunks    {h.n_chunks} ({state})")
+    print(f"  {'#':>3}  {'kind':<6} {'bytes':>10} {'cum. bpp':>9}")
+    hb = h.pack()
+    pos = len(container.MAGIC) + 1 + len(container._put_varint(len(hb))) + len(hb) + 4
+    for i, c in enumerate(f.chunks, 1):
+        kind = {container.CHUNK_MODEL: "data", container.CHUNK_ALPHA: "alpha"}.get(c.kind, str(c.kind))
+        pos += 1 + len(container._put_varint(len(c.data))) + len(c.data) + 4
+        print(f"  {i:>3}  {kind:<6} {len(c.data):>10,} {8 * pos / px:>9.4f}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    import json
+
+    from . import zoo
+
+    models = zoo.shipped()
+    if not models:
+        print("no models installed")
+        return 1
+    for name, path in models.items():
+        meta = zoo.read_metadata(path)
+        cfg = json.loads(meta.get("config", "{}"))
+        lams = cfg.get("lambdas", [])
+        default = "  (default)" if name == zoo.DEFAULT_MODEL else ""
+        print(f"{name}{default}")
+        print(f"  architecture  {cfg.get('arch')}  N={cfg.get('N')} M={cfg.get('M')}")
+        print(f"  qualities     1..{len(lams)}  (λ = {', '.join(f'{l:g}' for l in lams)})")
+        kodak = json.loads(meta.get("kodak", "null") or "null")
+        if kodak:
+            pts = ", ".join(f"q{q}: {v['bpp']:.3f} bpp / {v['psnr']:.2f} dB" for q, v in kodak.items())
+            print(f"  Kodak         {pts}")
+        print(f"  weights       {path.name}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate
+
+    if not Path(args.dir).is_dir():
+        raise InputError(f"{args.dir}: no such folder")
+    model = _load(args.model)
+    out = Path(args.out) if args.out else Path("results") / f"eval-{Path(args.dir).name}-{getattr(model, 'lic_name', 'model')}"
+    summary = evaluate(model, args.dir, out, qualities=args.qualities, max_images=args.limit, progress=not args.quiet)
+    print(f"{'q':>3} {'bpp':>8} {'PSNR':>8} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
+    for q, v in summary["qualities"].items():
+        print(f"{q:>3} {v['bpp']:8.4f} {v['psnr']:8.2f} {v['ms_ssim']:8.4f} {v['encode_s']:7.3f} {v['decode_s']:7.3f}")
+    print(f"written: {out / 'per_image.csv'}, {out / 'summary.json'}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from . import train
+
+    train.check_arguments(args)
+    result = train.train(args)
+    if not args.quiet and result.get("digest"):
+        print(f"trained {result['steps']} steps in {result['minutes']:.1f} min -> {Path(args.out) / 'model.safetensors'}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def _load(name):
+    from . import zoo
+
+    return zoo.load_model(name or zoo.DEFAULT_MODEL)
+
+
+# -- parser -------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog=PROG, description="lic: learned image compression")
+    p.add_argument("--version", action="version", version=f"lic {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    c = sub.add_parser("compress", help="image (or folder of images) -> .lic")
+    c.add_argument("input")
+    c.add_argument("-o", "--output", help="output file (folder for a folder input); default: INPUT.lic")
+    c.add_argument("--model", help="model name (see 'lic models') or weights file")
+    c.add_argument("-q", "--quality", type=int, help="quality level (model-specific, see 'lic models')")
+    c.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=cmd_compress)
+
+    d = sub.add_parser("decompress", help=".lic -> image")
+    d.add_argument("input")
+    d.add_argument("-o", "--output", help="output image (format from the extension); default: INPUT.png")
+    d.add_argument("--model", help="weights file, when the file was made with weights that are not installed")
+    d.add_argument("--layers", "--iterations", dest="layers", type=int, help="progressive models: decode the first K")
+    d.add_argument("-f", "--force", action="store_true")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_decompress)
+
+    i = sub.add_parser("info", help="print the header and chunk table of a .lic file")
+    i.add_argument("input")
+    i.set_defaults(func=cmd_info)
+
+    m = sub.add_parser("models", help="list installed models and their rates")
+    m.set_defaults(func=cmd_models)
+
+    e = sub.add_parser("eval", help="evaluate a model on a folder (real files): CSV + JSON")
+    e.add_argument("dir")
+    e.add_argument("--model", help="model name or weights file")
+    e.add_argument("--qualities", type=int, nargs="+")
+    e.add_argument("--limit", type=int, help="at most this many images")
+    e.add_argument("--out", help="results folder (default results/eval-DIR-MODEL)")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    from . import train as _train
+
+    t = sub.add_parser("train", help="train a model (GPU when present; torchrun for several)")
+    _train.add_arguments(t)
+    t.set_defaults(func=cmd_train)
+
+    dm = sub.add_parser("demo", help="compress and decompress a sample photo; compare with JPEG")
+    dm.add_argument("--model", help="model name or weights file")
+    dm.add_argument("-q", "--quality", type=int)
+    dm.add_argument("--out", default="demo_out", help="folder for the demo files (default %(default)s)")
+    dm.set_defaults(func=cmd_demo)
+
+    try:
+        from .bench.cli import register
+    except ImportError:
+        register = None
+    if register is not None:
+        register(sub)
+    return p
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _warning_line
+    try:
+        return int(args.func(args) or 0)
+    except LicError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"{PROG}: error: out of memory", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug, not a user error: still one line unless debugging
+        if os.environ.get("LIC_DEBUG"):
+            raise
+        print(f"{PROG}: internal error: {exc.__class__.__name__}: {exc} (set LIC_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

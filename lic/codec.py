@@ -1,0 +1,108 @@
+"""Images <-> ``.lic`` bytes: ties image preparation, a model and the container together.
+
+    PIL image ─prepare─► RGB planes (+ alpha) ─model.compress─► chunks ─container.write─► bytes
+    bytes ─container.read (checksums)─► header + chunks ─model.decompress─► RGB ─assemble─► PIL image
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import container, zoo
+from .container import CHUNK_ALPHA, CHUNK_MODEL, Chunk, Header
+from .errors import FormatError, ModelError
+from .imageio import assemble, decode_alpha, encode_alpha, from_tensor, prepare, to_tensor
+from .models import CompressionModel
+
+
+@dataclass
+class Encoded:
+    data: bytes
+    reconstruction: Image.Image | None
+    header: Header
+    table_bits: float | None = None  # ideal bits under the integer tables (model chunks only)
+
+
+def _resolve(model) -> CompressionModel:
+    return model if isinstance(model, CompressionModel) else zoo.load_model(model)
+
+
+def _name(model: CompressionModel) -> str:
+    return getattr(model, "lic_name", None) or model.name
+
+
+def encode(image: Image.Image, model="bmshj2018-hyperprior", quality: int | None = None,
+           reconstruct: bool = False) -> Encoded:
+    m = _resolve(model)
+    q = m.default_quality if quality is None else int(quality)
+    m.check_quality(q)
+    p = prepare(image)
+    h, w = p.rgb.shape[:2]
+    with torch.inference_mode():
+        comp = m.compress(to_tensor(p.rgb), q, reconstruct=reconstruct)
+    chunks = []
+    if p.alpha is not None:
+        chunks.append(Chunk(CHUNK_ALPHA, encode_alpha(p.alpha)))
+    chunks += [Chunk(CHUNK_MODEL, c) for c in comp.chunks]
+    header = Header(model=_name(m), digest=zoo.model_digest(m), width=w, height=h, mode=p.mode,
+                    quality=q, n_chunks=len(chunks), params=comp.params)
+    data = container.write(header, chunks)
+    recon = None
+    if reconstruct:
+        recon = assemble(from_tensor(comp.x_hat), p.mode, p.alpha)
+    return Encoded(data, recon, header, comp.extra.get("table_bits"))
+
+
+def read_header(data: bytes) -> container.LicFile:
+    return container.read(data)
+
+
+def _model_for(header: Header, model=None) -> CompressionModel:
+    if model is not None:
+        m = _resolve(model)
+    else:
+        try:
+            m = zoo.load_model(header.model)
+        except ModelError:
+            raise ModelError(f"this file needs model '{header.model}', which is not installed "
+                             f"(pass its weights with --model PATH)") from None
+    digest = zoo.model_digest(m)
+    if digest != header.digest:
+        raise ModelError(f"this file was made with other weights of '{header.model}' "
+                         f"(file {header.digest.hex()}, installed {digest.hex()}); decode it with the same weights")
+    return m
+
+
+def decode(data: bytes, model=None, layers: int | None = None) -> Image.Image:
+    """Decode a ``.lic`` file.  ``layers`` limits progressive models to their first K layers."""
+    f = container.read(data)
+    h = f.header
+    m = _model_for(h, model)
+    chunks = f.model_chunks()
+    if f.truncated:
+        if not m.progressive:
+            raise FormatError("truncated .lic file: data chunks are missing")
+        warnings.warn(f"truncated file: decoding the {len(chunks)} complete layers", stacklevel=2)
+    if layers is not None:
+        if not m.progressive:
+            raise ModelError(f"model '{h.model}' is not progressive: --iterations/--layers do not apply")
+        chunks = chunks[:layers]
+    alpha = None
+    if h.mode in ("RGBA", "LA"):
+        a = f.chunk(CHUNK_ALPHA)
+        if a is None:
+            raise FormatError("truncated .lic file: alpha chunk is missing")
+        alpha = decode_alpha(a, h.width, h.height)
+    with torch.inference_mode():
+        x_hat = m.decompress(chunks, h.height, h.width, h.quality, h.params)
+    return assemble(from_tensor(x_hat), h.mode, alpha)
+
+
+def reference_rgb(image: Image.Image) -> np.ndarray:
+    """The RGB planes lic codes for this image (for metrics against the decoded image)."""
+    return prepare(image).rgb

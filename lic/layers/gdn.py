@@ -1,0 +1,36 @@
+"""Generalized divisive normalization (Ballé, Laparra, Simoncelli, ICLR 2016).
+
+    GDN:   y_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²)
+    IGDN:  y_i = x_i * sqrt(β_i + Σ_j γ_ij x_j²)
+
+β and γ are kept non-negative by a squared reparametrization with a small
+pedestal (as in tensorflow-compression), and lower-bounded for stability.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+_PEDESTAL = 2.0 ** -36
+
+
+class GDN(nn.Module):
+    def __init__(self, channels: int, inverse: bool = False, beta_min: float = 1e-6, gamma_init: float = 0.1):
+        super().__init__()
+        self.inverse = inverse
+        self.beta_bound = (beta_min + _PEDESTAL) ** 0.5
+        self.beta = nn.Parameter(torch.sqrt(torch.ones(channels) + _PEDESTAL))
+        self.gamma = nn.Parameter(torch.sqrt(gamma_init * torch.eye(channels) + _PEDESTAL))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        beta = torch.clamp_min(self.beta, self.beta_bound) ** 2 - _PEDESTAL
+        gamma = torch.clamp_min(self.gamma, _PEDESTAL ** 0.5) ** 2 - _PEDESTAL
+        c = gamma.shape[0]
+        norm = F.conv2d(x * x, gamma.view(c, c, 1, 1), beta)
+        return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+
+
+def IGDN(channels: int) -> GDN:
+    return GDN(channels, inverse=True)

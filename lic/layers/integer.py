@@ -1,0 +1,86 @@
+"""Integer (fixed-point) evaluation of a small convolutional network.
+
+Why: a hyperprior predicts the scale of every latent, and encoder and decoder
+must pick *exactly* the same table scale or decoding fails.  Float
+convolutions can differ in the last bit across machines and thread counts,
+so lic evaluates the hyper-synthesis in fixed point (after Ballé, Johnston,
+Minnen, "Integer networks for data compression with latent-variable models",
+ICLR 2019, here applied post-training):
+
+* weights are rounded to ``W_BITS`` fractional bits, activations to
+  ``A_BITS`` fractional bits and clamped, so every product and every partial
+  sum is an integer of magnitude < 2**53;
+* the convolutions run in float64 on the CPU, where such integers are
+  represented exactly, so the result is independent of summation order,
+  BLAS, thread count or CPU;
+* rescaling between layers is a floor division by a power of two (exact).
+
+The network is described as a list of ``Conv2d`` / ``ConvTranspose2d`` layers
+with ReLU between them (none after the last).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+W_BITS = 12  # fractional bits of weights
+A_BITS = 8  # fractional bits of activations and of the output
+A_MAX = 2 ** 16  # activations are clamped to |a| < A_MAX (i.e. 256 in real units)
+IN_MAX = 2 ** 15  # integer inputs are clamped to |z| <= IN_MAX
+
+
+def _check_bounds(w_q: torch.Tensor, fan_in: int, in_max: int) -> None:
+    bound = float(w_q.abs().max()) * in_max * fan_in
+    if bound >= 2 ** 52:
+        raise ValueError("integer network would overflow exact float64 range")
+
+
+class IntegerNetwork(nn.Module):
+    """Fixed-point copy of a conv/ReLU stack; built with :meth:`from_float`."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        self.kinds = []
+        for i, layer in enumerate(layers):
+            w = torch.zeros_like(layer.weight, dtype=torch.int16)
+            b = torch.zeros_like(layer.bias, dtype=torch.int64)
+            self.register_buffer(f"w{i}", w)
+            self.register_buffer(f"b{i}", b)
+            self.kinds.append((isinstance(layer, nn.ConvTranspose2d), layer.stride[0], layer.padding[0],
+                               getattr(layer, "output_padding", (0,))[0]))
+
+    @torch.no_grad()
+    def load_from(self, layers: list[nn.Module]) -> None:
+        for i, layer in enumerate(layers):
+            in_bits = 0 if i == 0 else A_BITS
+            w_q = torch.round(layer.weight.detach().double().cpu() * 2 ** W_BITS)
+            b_q = torch.round(layer.bias.detach().double().cpu() * 2 ** (W_BITS + in_bits))
+            k = layer.weight[0].numel() if not self.kinds[i][0] else layer.weight.shape[0] * layer.weight[0, 0].numel()
+            if float(w_q.abs().max()) >= 2 ** 15:
+                raise ValueError("hyper-synthesis weight beyond ±8 cannot be stored in the integer network")
+            _check_bounds(w_q, k, IN_MAX if i == 0 else A_MAX)
+            getattr(self, f"w{i}").copy_(w_q.to(torch.int16))
+            getattr(self, f"b{i}").copy_(b_q.to(torch.int64))
+
+    @torch.no_grad()
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z: integer-valued tensor. Returns the output in units of 2**-A_BITS (float64 holding integers)."""
+        x = z.detach().to("cpu", torch.float64).clamp(-IN_MAX, IN_MAX)
+        n = len(self.kinds)
+        for i, (transposed, stride, pad, out_pad) in enumerate(self.kinds):
+            w = getattr(self, f"w{i}").double()
+            b = getattr(self, f"b{i}").double()
+            if transposed:
+                acc = F.conv_transpose2d(x, w, b, stride=stride, padding=pad, output_padding=out_pad)
+            else:
+                acc = F.conv2d(x, w, b, stride=stride, padding=pad)
+            in_bits = 0 if i == 0 else A_BITS
+            # acc has W_BITS + in_bits fractional bits; bring it to A_BITS exactly
+            x = torch.div(acc, 2.0 ** (W_BITS + in_bits - A_BITS), rounding_mode="floor")
+            if i < n - 1:
+                x = x.clamp(0, A_MAX - 1)  # ReLU, and the bound that keeps sums exact
+            else:
+                x = x.clamp(-A_MAX + 1, A_MAX - 1)
+        return x

@@ -1,0 +1,102 @@
+"""The contract every lic model keeps.
+
+* ``forward(x, quality)`` -> ``{"x_hat": ..., "likelihoods": {name: tensor}}`` for training
+  (noisy quantization) and for rate estimates in eval mode (the probabilities
+  the coder will really use).
+* ``compress(x, quality)`` -> :class:`Compressed` (a list of byte chunks and
+  model parameters); ``decompress(chunks, height, width, quality, params)`` ->
+  image tensor.  Both take/return ``(1, 3, H, W)`` tensors in [0, 1] of *any*
+  size: models pad internally and crop back.
+* ``update()`` builds integer coding tables from the weights.  It is not a
+  step a user can forget: ``compress`` calls it when the tables are stale,
+  and shipped weights carry their tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class Compressed:
+    chunks: list[bytes]
+    params: bytes = b""
+    x_hat: torch.Tensor | None = None  # the encoder's own reconstruction, when asked for
+    extra: dict = field(default_factory=dict)
+
+
+def coding(fn):
+    """Decorator for compress/decompress: no autograd, and no oneDNN convolutions.
+
+    oneDNN picks different fp32 convolution algorithms for different thread
+    counts, so the synthesized pixels could differ by one code value between
+    a 1-thread and a 2-thread decode.  PyTorch's native convolution gives
+    identical results whatever the thread count (tested), at similar speed.
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        previous = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = False
+        try:
+            with torch.no_grad():
+                return fn(*args, **kwargs)
+        finally:
+            torch.backends.mkldnn.enabled = previous
+
+    return wrapper
+
+
+def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad the bottom/right edges to a multiple of ``multiple`` (cheaper to code than zeros)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
+class CompressionModel(nn.Module):
+    #: quality levels accepted by compress(), e.g. [1, 2, ..., 6]
+    qualities: list[int] = []
+    default_quality: int = 1
+    progressive: bool = False
+
+    def config(self) -> dict:
+        """Constructor arguments, stored with the weights."""
+        raise NotImplementedError
+
+    def update(self) -> None:
+        raise NotImplementedError
+
+    def tables_current(self) -> bool:
+        raise NotImplementedError
+
+    def ensure_tables(self) -> None:
+        if not self.tables_current():
+            self.update()
+
+    def check_quality(self, quality: int) -> int:
+        if quality not in self.qualities:
+            from ..errors import ModelError
+
+            raise ModelError(f"quality {quality} not available (choose from {self.qualities[0]}..{self.qualities[-1]})")
+        return quality
+
+    def load_state(self, state: dict) -> None:
+        """load_state_dict that also accepts coding tables of another size than the empty defaults."""
+        own = dict(self.named_buffers())
+        for name, value in state.items():
+            if name in own and own[name].shape != value.shape:
+                mod_name, _, attr = name.rpartition(".")
+                mod = self.get_submodule(mod_name) if mod_name else self
+                setattr(mod, attr, torch.empty_like(value, device=own[name].device))
+        self.load_state_dict(state)
+
+    def rate_label(self, quality: int) -> str:
+        return f"q{quality}"

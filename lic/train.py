@@ -1,0 +1,226 @@
+"""``lic train``: rate–distortion training with a time budget and periodic checkpoints.
+
+Loss per step, with quality level q drawn at random each step (one network, every rate):
+
+    L = λ_q · 255² · MSE(x, x̂) + bpp(ŷ, ẑ)
+
+GPU when present (bf16 autocast for the transforms; likelihoods and the rate
+term in fp32), DataLoader workers, gradient clipping, warm-up then a ×0.1
+learning-rate decay over the last 15 % of the budget.  ``torchrun
+--nproc_per_node K -m lic train ...`` runs data-parallel (NCCL on GPU, gloo on CPU).
+
+Outputs in ``--out``: ``ckpt.pt`` (weights + optimizer, to resume exactly),
+``model.safetensors`` (fp16, with coding tables: what gets shipped), ``log.jsonl``
+and, with ``--eval-dir``, ``eval.csv`` / ``eval.json`` measured on real files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+
+from . import zoo
+from .data import CropDataset
+from .errors import InputError, ModelError
+from .models import build
+
+
+def _dist_setup():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return rank, world
+
+
+def _initial_model(args):
+    """New model, or warm start from shipped weights / a weights file / a checkpoint."""
+    if args.resume and str(args.resume).endswith(".pt"):
+        ckpt = torch.load(args.resume, map_location="cpu", weights_only=False)
+        model = build(ckpt["config"])
+        model.load_state(ckpt["model"])
+        return model, ckpt
+    if args.resume:
+        src = zoo.load_model(args.resume)
+        model = build(src.config())
+        model.load_state(src.state_dict())
+        return model, None
+    cfg = {"arch": "ScaleHyperprior"}
+    if args.model not in (None, "", zoo.DEFAULT_MODEL, "ScaleHyperprior"):
+        raise ModelError(f"unknown model to train: {args.model} (trainable: {zoo.DEFAULT_MODEL})")
+    if args.lambdas:
+        cfg["lambdas"] = args.lambdas
+    if args.channels:
+        cfg["N"], cfg["M"] = args.channels
+    return build(cfg), None
+
+
+def bpp_of(likelihoods: dict, num_pixels: int) -> torch.Tensor:
+    return sum(torch.log2(l.float()).sum() for l in likelihoods.values()) / (-num_pixels)
+
+
+def train(args) -> dict:
+    rank, world = _dist_setup()
+    seed = args.seed + rank
+    random.seed(seed)
+    torch.manual_seed(seed)
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    model, ckpt = _initial_model(args)
+    model.to(dev).train()
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    step, used = 0, 0.0
+    if ckpt is not None:
+        opt.load_state_dict(ckpt["opt"])
+        step, used = ckpt["step"], ckpt["elapsed"]
+
+    data = CropDataset(args.data, crop=args.crop, length=10 ** 7)
+    sampler = DistributedSampler(data, world, rank, shuffle=True, seed=args.seed) if world > 1 else None
+    loader = DataLoader(data, batch_size=args.batch, shuffle=sampler is None, sampler=sampler,
+                        num_workers=args.workers, pin_memory=dev.type == "cuda", drop_last=True,
+                        persistent_workers=args.workers > 0)
+    budget = args.minutes * 60.0 if args.minutes else math.inf
+    max_steps = args.steps or math.inf
+    lambdas = model.lambdas
+    log = open(out / "log.jsonl", "a") if rank == 0 else None
+    bar = None
+    if rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=None if max_steps == math.inf else int(max_steps), initial=step, unit="step",
+                   desc="train", dynamic_ncols=True, disable=args.quiet)
+
+    def progress() -> float:
+        return max(used / budget if budget < math.inf else 0.0, step / max_steps if max_steps < math.inf else 0.0)
+
+    def save():
+        if rank != 0:
+            return
+        tmp = out / "ckpt.pt.tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": used,
+                    "config": model.config()}, tmp)
+        os.replace(tmp, out / "ckpt.pt")
+
+    t_start = time.monotonic() - used
+    last_ckpt = time.monotonic()
+    run = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
+    done = False
+    while not done:
+        for batch in loader:
+            frac = progress()
+            lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 if frac >= 0.85 else 1.0)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            q = random.Random(args.seed * 1000003 + step).randint(1, len(lambdas))  # same q on every rank
+            x = batch.to(dev, non_blocking=True).float().div_(255.0)
+            if dev.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" and args.bf16):
+                res = ddp(x, q)
+            mse = F.mse_loss(res["x_hat"].float(), x)
+            bpp = bpp_of(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
+            loss = lambdas[q - 1] * 255 ** 2 * mse + bpp
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"non-finite loss at step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step()
+            step += 1
+            used = time.monotonic() - t_start
+            run["loss"] += loss.item(); run["bpp"] += bpp.item(); run["mse"] += mse.item(); run["n"] += 1
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{run['loss'] / run['n']:.3f}", bpp=f"{run['bpp'] / run['n']:.3f}",
+                                    min=f"{used / 60:.1f}")
+            if step % args.log_every == 0 and log is not None:
+                n = max(run["n"], 1)
+                psnr = -10 * math.log10(max(run["mse"] / n, 1e-12))
+                log.write(json.dumps({"step": step, "minutes": round(used / 60, 2), "lr": lr, "loss": run["loss"] / n,
+                                      "bpp": run["bpp"] / n, "psnr": psnr}) + "\n")
+                log.flush()
+                run = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
+            if time.monotonic() - last_ckpt >= args.ckpt_minutes * 60:
+                save()
+                last_ckpt = time.monotonic()
+            if used >= budget or step >= max_steps:
+                done = True
+                break
+    if bar is not None:
+        bar.close()
+    save()
+    result = {"steps": step, "minutes": used / 60}
+    if rank == 0:
+        model.eval().cpu()
+        digest = zoo.save_weights(model, out / "model.safetensors", name=args.name,
+                                  card=f"trained by lic train: {step} steps, {used / 60:.1f} min on {dev.type}",
+                                  extra={"train": {"steps": step, "minutes": round(used / 60, 2), "device": str(dev),
+                                                   "data": str(args.data), "batch": args.batch, "crop": args.crop}})
+        result["digest"] = digest.hex()
+        if args.eval_dir:
+            from .evaluate import evaluate
+
+            m = zoo.load_weights(out / "model.safetensors")
+            summary = evaluate(m, args.eval_dir, out / "eval", max_images=args.eval_images, progress=not args.quiet)
+            result["eval"] = summary
+        (out / "result.json").write_text(json.dumps(result, indent=1))
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", default=zoo.DEFAULT_MODEL, help="architecture to train (default: %(default)s)")
+    p.add_argument("--data", required=True, help="folder of training images (searched recursively)")
+    p.add_argument("--out", required=True, help="folder for checkpoints, weights and logs")
+    p.add_argument("--lambda", dest="lambdas", type=float, nargs="+", help="λ per quality level (default: the model's)")
+    p.add_argument("--channels", type=int, nargs=2, metavar=("N", "M"), help="transform widths (default 128 192)")
+    p.add_argument("--minutes", type=float, help="training time budget")
+    p.add_argument("--steps", type=int, help="stop after this many steps")
+    p.add_argument("--resume", help="checkpoint (.pt) to resume exactly, or weights / shipped model name to warm-start")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--ckpt-minutes", type=float, default=1.0)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--eval-dir", help="evaluate the final weights on real files from this folder")
+    p.add_argument("--eval-images", type=int, help="evaluate on at most this many images")
+    p.add_argument("--name", default=zoo.DEFAULT_MODEL, help="model name recorded in the weights")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+
+
+def check_arguments(args) -> None:
+    if not Path(args.data).is_dir():
+        raise InputError(f"training data folder not found: {args.data}")
+    if not (args.minutes or args.steps):
+        raise InputError("give a budget: --minutes M or --steps N")

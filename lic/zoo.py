@@ -1,0 +1,116 @@
+"""Shipped models: weights as safetensors inside the package, loaded offline.
+
+A weights file holds fp16 parameters, integer coding tables, and metadata
+(``name``, ``config`` as JSON, a short ``card``).  Its *digest* (8 bytes of a
+SHA-256 over the canonical tensors) goes into every ``.lic`` header, so a file
+made with other weights is refused by name instead of decoded into garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .errors import ModelError
+from .models import CompressionModel, build
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "bmshj2018-hyperprior"
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> bytes:
+    """8-byte digest of a state dict; float tensors are hashed as fp16 (how they are shipped)."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu()
+        if t.is_floating_point():
+            t = t.to(torch.float16)
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.digest()[:8]
+
+
+def model_digest(model: CompressionModel) -> bytes:
+    cached = getattr(model, "_lic_digest", None)
+    if cached is not None and not model.training:
+        return cached
+    return state_digest(model.state_dict())
+
+
+def prepare_for_export(model: CompressionModel) -> None:
+    """Round float weights to fp16 (as shipped), then rebuild the tables from exactly those weights."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    model.update()
+
+
+def save_weights(model: CompressionModel, path: str | Path, name: str, card: str = "", extra: dict | None = None) -> bytes:
+    prepare_for_export(model)
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    meta = {"name": name, "config": json.dumps(model.config()), "card": card}
+    meta.update({k: json.dumps(v) for k, v in (extra or {}).items()})
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata=meta)
+    return state_digest(state)
+
+
+def read_metadata(path: str | Path) -> dict:
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def shipped() -> dict[str, Path]:
+    """Installed model name -> weights path."""
+    out = {}
+    for p in sorted(WEIGHTS_DIR.glob("*.safetensors")):
+        out[read_metadata(p).get("name", p.stem)] = p
+    return out
+
+
+def load_weights(path: str | Path, device: str = "cpu") -> CompressionModel:
+    path = Path(path)
+    try:
+        meta = read_metadata(path)
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        model = build(json.loads(meta["config"]))
+    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot load weights {path}: {exc}") from None
+    digest = state_digest(state)
+    model.load_state({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
+    model.eval().to(device)
+    model.lic_name = meta.get("name", path.stem)
+    model.card = meta.get("card", "")
+    model.meta = meta
+    model._lic_digest = digest
+    if not model.tables_current():
+        raise ModelError(f"weights {path} carry stale coding tables; re-export them with lic.zoo.save_weights")
+    return model
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str) -> CompressionModel:
+    return load_weights(path)
+
+
+def load_model(name: str | Path = DEFAULT_MODEL) -> CompressionModel:
+    """A shipped model by name, or a weights file by path."""
+    s = str(name)
+    if s.endswith(".safetensors") or Path(s).is_file():
+        if not Path(s).is_file():
+            raise ModelError(f"weights file not found: {s}")
+        return _load_cached(str(Path(s).resolve()))
+    models = shipped()
+    if s not in models:
+        known = ", ".join(models) or "none installed"
+        raise ModelError(f"unknown model '{s}' (available: {known})")
+    return _load_cached(str(models[s]))

@@ -1,0 +1,53 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(2)
+KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A small randomly initialised hyperprior saved as a weights file (same code paths as shipped models)."""
+    from lic import zoo
+    from lic.models import ScaleHyperprior
+
+    torch.manual_seed(0)
+    m = ScaleHyperprior(N=16, M=24, lambdas=(0.005, 0.02, 0.08)).eval()
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    zoo.save_weights(m, path, name="tiny-test")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_weights):
+    from lic import zoo
+
+    return zoo.load_weights(tiny_weights)
+
+
+def _crop(a, h, w):
+    return np.ascontiguousarray(a[:h, :w])
+
+
+@pytest.fixture(scope="session")
+def photos():
+    """Real photos shipped by scikit-image, cropped for speed."""
+    from skimage import data
+
+    return {
+        "astronaut": Image.fromarray(_crop(data.astronaut(), 192, 256)),
+        "coffee": Image.fromarray(_crop(data.coffee(), 200, 168)),
+        "chelsea": Image.fromarray(_crop(data.chelsea(), 161, 230)),
+    }
+
+
+@pytest.fixture
+def photo_file(tmp_path, photos):
+    p = tmp_path / "photo.png"
+    photos["astronaut"].save(p)
+    return p

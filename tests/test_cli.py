@@ -1,0 +1,159 @@
+"""The command line as a user meets it, bad input included."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lic.cli import main
+
+
+def run(*args):
+    """The real command in a subprocess: exit code, stdout, stderr."""
+    p = subprocess.run([sys.executable, "-m", "lic", *map(str, args)], capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def one_line_error(rc, err):
+    assert rc != 0
+    lines = [l for l in err.strip().splitlines() if l]
+    assert len(lines) == 1 and lines[0].startswith("lic: error:"), err
+    assert "Traceback" not in err
+
+
+def test_compress_decompress_info(tmp_path, photo_file):
+    out = tmp_path / "a.lic"
+    assert main(["compress", str(photo_file), "-o", str(out), "-q", "2", "--quiet"]) == 0
+    png = tmp_path / "a.png"
+    assert main(["decompress", str(out), "-o", str(png), "--quiet"]) == 0
+    assert Image.open(png).size == Image.open(photo_file).size
+    rc, stdout, _ = run("info", out)
+    assert rc == 0 and "bmshj2018-hyperprior" in stdout and "chunks    2 (complete)" in stdout
+    rc, stdout, _ = run("models")
+    assert rc == 0 and "bmshj2018-hyperprior" in stdout and "qualities" in stdout
+
+
+def test_folder_mode(tmp_path, photos):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    photos["coffee"].save(src / "a.png")
+    photos["chelsea"].save(src / "sub" / "b.jpg")
+    (src / "notes.txt").write_text("not an image")
+    assert main(["compress", str(src), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.lic")) == \
+        ["a.lic", "sub/b.lic"]
+
+
+def test_existing_output_needs_force_and_input_is_never_overwritten(tmp_path, photo_file):
+    out = tmp_path / "a.lic"
+    out.write_bytes(b"keep me")
+    rc, _, err = run("compress", photo_file, "-o", out)
+    one_line_error(rc, err)
+    assert "already exists" in err and out.read_bytes() == b"keep me"
+    assert main(["compress", str(photo_file), "-o", str(out), "--force", "--quiet"]) == 0
+    assert out.read_bytes() != b"keep me"
+    before = photo_file.read_bytes()
+    rc, _, err = run("compress", photo_file, "-o", photo_file, "--force")
+    one_line_error(rc, err)
+    assert "overwrite the input" in err and photo_file.read_bytes() == before
+
+
+def listing(d):
+    return sorted(os.listdir(d))
+
+
+@pytest.mark.parametrize("case", ["not_image", "empty", "missing", "empty_folder", "unknown_model",
+                                  "unknown_quality", "unwritable", "no_such_out_dir"])
+def test_bad_compress_input(tmp_path, photo_file, case):
+    args = {"not_image": lambda: [tmp_path / "x.png"], "empty": lambda: [tmp_path / "e.png"],
+            "missing": lambda: [tmp_path / "nope.png"], "empty_folder": lambda: [tmp_path / "empty", "-o", tmp_path / "o"],
+            "unknown_model": lambda: [photo_file, "--model", "nosuch"],
+            "unknown_quality": lambda: [photo_file, "-q", "99"],
+            "unwritable": lambda: [photo_file, "-o", tmp_path / "ro" / "a.lic"],
+            "no_such_out_dir": lambda: [photo_file, "-o", tmp_path / "nodir" / "a.lic"]}
+    (tmp_path / "x.png").write_text("this is text")
+    (tmp_path / "e.png").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "ro").mkdir()
+    os.chmod(tmp_path / "ro", 0o500)
+    before = listing(tmp_path)
+    try:
+        rc, _, err = run("compress", *args[case]())
+    finally:
+        os.chmod(tmp_path / "ro", 0o700)
+    if case == "unwritable" and os.geteuid() == 0:
+        # root ignores directory permissions; the write really succeeds, which is correct behaviour
+        assert rc == 0
+        return
+    one_line_error(rc, err)
+    assert listing(tmp_path) == before and listing(tmp_path / "ro") == []
+
+
+@pytest.fixture
+def lic_file(tmp_path, photo_file):
+    out = tmp_path / "good.lic"
+    assert main(["compress", str(photo_file), "-o", str(out), "-q", "1", "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("case", ["truncated", "corrupted", "not_lic", "empty", "other_weights", "bad_ext",
+                                  "exists"])
+def test_bad_decompress_input(tmp_path, lic_file, tiny_weights, photo_file, case):
+    data = lic_file.read_bytes()
+    src = tmp_path / "in.lic"
+    out = tmp_path / "out.png"
+    extra = []
+    if case == "truncated":
+        src.write_bytes(data[: len(data) - 10])
+    elif case == "corrupted":
+        bad = bytearray(data)
+        bad[-20] ^= 0x10
+        src.write_bytes(bytes(bad))
+    elif case == "not_lic":
+        src.write_bytes(photo_file.read_bytes())
+    elif case == "empty":
+        src.write_bytes(b"")
+    elif case == "other_weights":
+        # same model name, different weights: must be refused, not decoded into garbage
+        import lic
+        from lic import codec, zoo
+
+        m = zoo.load_weights(tiny_weights)
+        m.lic_name = "bmshj2018-hyperprior"
+        src.write_bytes(codec.encode(Image.open(photo_file), model=m, quality=1).data)
+    elif case == "bad_ext":
+        src.write_bytes(data)
+        out = tmp_path / "out.xyz"
+    elif case == "exists":
+        src.write_bytes(data)
+        out.write_bytes(b"old")
+    before = listing(tmp_path)
+    rc, _, err = run("decompress", src, "-o", out, *extra)
+    one_line_error(rc, err)
+    assert listing(tmp_path) == before
+    if case == "other_weights":
+        assert "other weights" in err
+    if case in ("truncated",):
+        assert "truncated" in err
+    if case == "corrupted":
+        assert "checksum" in err or "corrupt" in err
+
+
+def test_eval_writes_csv_and_json(tmp_path, photos):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    photos["coffee"].save(d / "c.png")
+    assert main(["eval", str(d), "--qualities", "1", "3", "--out", str(tmp_path / "ev"), "--quiet"]) == 0
+    import csv
+    import json
+
+    with open(tmp_path / "ev" / "per_image.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert set(summary["qualities"]) == {"1", "3"}
+    for r in rows:
+        assert float(r["bpp"]) == pytest.approx(8 * int(r["bytes"]) / (168 * 200))
