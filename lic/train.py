@@ -89,7 +89,12 @@ def train(args) -> dict:
     model.to(dev).train()
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    ddp = model
+    if world > 1:
+        # coding tables are buffers that training never uses (and gloo cannot broadcast int16/uint8)
+        DDP = torch.nn.parallel.DistributedDataParallel
+        DDP._set_params_and_buffers_to_ignore_for_model(model, [n for n, _ in model.named_buffers()])
+        ddp = DDP(model)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     step, used = 0, 0.0
     if ckpt is not None:
