@@ -52,7 +52,10 @@ def read_image(path: str | Path) -> Image.Image:
         raise InputError(f"{path}: empty file")
     try:
         with Image.open(path) as im:
+            deep = any(";16" in str(getattr(t, "args", t[3] if len(t) > 3 else "")) for t in (im.tile or []))
             im.load()
+            if deep and im.mode in ("RGB", "RGBA"):
+                warnings.warn(f"{path.name}: 16-bit per channel image reduced to 8 bits", stacklevel=2)
             im = ImageOps.exif_transpose(im)
             return im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -72,24 +72,15 @@ def test_bad_compress_input(tmp_path, photo_file, case):
             "missing": lambda: [tmp_path / "nope.png"], "empty_folder": lambda: [tmp_path / "empty", "-o", tmp_path / "o"],
             "unknown_model": lambda: [photo_file, "--model", "nosuch"],
             "unknown_quality": lambda: [photo_file, "-q", "99"],
-            "unwritable": lambda: [photo_file, "-o", tmp_path / "ro" / "a.lic"],
+            "unwritable": lambda: [photo_file, "-o", "/proc/lic-test.lic"],  # not writable, even for root
             "no_such_out_dir": lambda: [photo_file, "-o", tmp_path / "nodir" / "a.lic"]}
     (tmp_path / "x.png").write_text("this is text")
     (tmp_path / "e.png").write_bytes(b"")
     (tmp_path / "empty").mkdir()
-    (tmp_path / "ro").mkdir()
-    os.chmod(tmp_path / "ro", 0o500)
     before = listing(tmp_path)
-    try:
-        rc, _, err = run("compress", *args[case]())
-    finally:
-        os.chmod(tmp_path / "ro", 0o700)
-    if case == "unwritable" and os.geteuid() == 0:
-        # root ignores directory permissions; the write really succeeds, which is correct behaviour
-        assert rc == 0
-        return
+    rc, _, err = run("compress", *args[case]())
     one_line_error(rc, err)
-    assert listing(tmp_path) == before and listing(tmp_path / "ro") == []
+    assert listing(tmp_path) == before
 
 
 @pytest.fixture

@@ -177,3 +177,26 @@ def test_same_file_and_image_whatever_the_thread_count():
     runs = [subprocess.run([sys.executable, "-c", DETERMINISM, str(n)], capture_output=True, text=True, check=True)
             for n in (1, 2)]
     assert runs[0].stdout.strip() and runs[0].stdout == runs[1].stdout
+
+
+def test_16bit_rgb_png_is_reduced_with_warning(tiny, tmp_path):
+    """Pillow opens 48-bit PNGs as 8-bit RGB silently; lic says so."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = 9, 11
+    a = (np.arange(h * w * 3, dtype=np.uint32).reshape(h, w, 3) * 199 % 65536).astype(">u2")
+    raw = b"".join(b"\0" + a[i].tobytes() for i in range(h))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    p = tmp_path / "rgb48.png"
+    p.write_bytes(png)
+    from lic.imageio import read_image
+
+    with pytest.warns(UserWarning, match="16-bit per channel"):
+        img = read_image(p)
+    enc, dec = encode_decode(img, tiny, 1)
+    assert dec.mode == "RGB" and dec.size == (w, h)
