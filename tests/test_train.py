@@ -69,3 +69,12 @@ def test_bad_training_input(tmp_path):
     (tmp_path / "empty").mkdir()
     assert main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--steps", "1"]) == 2
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2  # no budget
+
+
+def test_rate_term_stays_fp32_under_bf16_autocast():
+    from lic.models import ScaleHyperprior
+
+    m = ScaleHyperprior(N=16, M=24).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(torch.rand(2, 3, 64, 64), 2)
+    assert all(l.dtype == torch.float32 for l in out["likelihoods"].values())

@@ -81,16 +81,21 @@ class ScaleHyperprior(CompressionModel):
 
     # -- training / estimation -------------------------------------------
     def forward(self, x: torch.Tensor, quality: int) -> dict:
-        """Likelihoods for the rate term; in eval mode, of the tables the coder will use."""
+        """Likelihoods for the rate term; in eval mode, of the tables the coder will use.
+
+        Under autocast (bf16 training on GPU) only the transforms run in low precision:
+        the hyperprior, the likelihoods and so the rate term are computed in fp32.
+        """
         xp = pad_to(x, self.PAD)
-        y = self.g_a(xp) * self._gain(quality)
-        z = self.h_a(torch.abs(y))
-        z_hat, z_lik = self.z_prior(z)
-        if self.training or not self.tables_current():
-            scale = torch.exp(self.h_s(z_hat))
-        else:
-            scale = self.y_cond.table_scales[self.scale_indexes(z_hat)].to(y.device)
-        y_hat, y_lik = self.y_cond(y, scale)
+        y = self.g_a(xp).float() * self._gain(quality)
+        with torch.autocast(x.device.type, enabled=False):
+            z = self.h_a(torch.abs(y)).float()
+            z_hat, z_lik = self.z_prior(z)
+            if self.training or not self.tables_current():
+                scale = torch.exp(self.h_s(z_hat))
+            else:
+                scale = self.y_cond.table_scales[self.scale_indexes(z_hat)].to(y.device)
+            y_hat, y_lik = self.y_cond(y, scale)
         x_hat = self.g_s(y_hat * self._gain(quality, inverse=True))
         h, w = x.shape[-2:]
         return {"x_hat": x_hat[..., :h, :w], "likelihoods": {"y": y_lik, "z": z_lik}}
