@@ -69,7 +69,7 @@ def _fmt_size(n: int) -> str:
 
 # -- commands ----------------------------------------------------------------
 def cmd_compress(args) -> int:
-    from . import codec
+    from . import codec, container
     from .data import list_images
     from .imageio import read_image
 
@@ -79,6 +79,18 @@ def cmd_compress(args) -> int:
     model = _load(args.model)
     if args.quality is not None:
         model.check_quality(args.quality)
+    rate = {k: getattr(args, k) for k in ("iterations", "bpp", "psnr") if getattr(args, k) is not None}
+    if rate and args.quality is not None:
+        raise InputError("-q/--quality and --iterations/--bpp/--psnr exclude each other")
+
+    def encode(img):
+        if not rate:
+            return codec.encode(img, model=model, quality=args.quality), None
+        from . import ratecontrol
+
+        choice = ratecontrol.encode(img, model, **rate)
+        return codec.Encoded(choice.data, None, container.read(choice.data).header), choice
+
     if src.is_dir():
         if not args.output:
             raise OutputError("a folder input needs -o OUTPUT_FOLDER")
@@ -97,7 +109,7 @@ def cmd_compress(args) -> int:
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 check_output(out, args.force, (f,))
-                enc = codec.encode(read_image(f), model=model, quality=args.quality)
+                enc, _ = encode(read_image(f))
                 write_atomic(out, enc.data)
                 total_bytes += len(enc.data)
                 total_px += enc.header.width * enc.header.height
@@ -112,12 +124,19 @@ def cmd_compress(args) -> int:
     out = Path(args.output) if args.output else src.with_suffix(".lic")
     check_output(out, args.force, (src,))
     img = read_image(src)
-    enc = codec.encode(img, model=model, quality=args.quality)
+    enc, choice = encode(img)
     write_atomic(out, enc.data)
     if not args.quiet:
         h = enc.header
-        print(f"{src} -> {out}: {_fmt_size(len(enc.data))}, {8 * len(enc.data) / (h.width * h.height):.4f} bpp "
-              f"({h.width}x{h.height} {h.mode}, {h.model} q{h.quality})")
+        if choice is None:
+            print(f"{src} -> {out}: {_fmt_size(len(enc.data))}, {8 * len(enc.data) / (h.width * h.height):.4f} bpp "
+                  f"({h.width}x{h.height} {h.mode}, {h.model} q{h.quality})")
+        else:
+            c = choice.chosen
+            level = f"{c.quality} iterations" if model.progressive else f"q{c.quality}"
+            note = "" if choice.reached else f", target {args.psnr:g} dB not reached"
+            print(f"{src} -> {out}: {_fmt_size(len(c.data))}, {c.bpp:.4f} bpp, PSNR {c.psnr:.2f} dB "
+                  f"({h.width}x{h.height} {h.mode}, {h.model} {level}{note})")
     return 0
 
 
@@ -169,13 +188,18 @@ def cmd_info(args) -> int:
     print(f"quality   {h.quality}")
     state = "complete" if not f.truncated else f"TRUNCATED ({len(f.chunks)} of {h.n_chunks} chunks complete)"
     print(f"chunks    {h.n_chunks} ({state})")
-    print(f"  {'#':>3}  {'kind':<6} {'bytes':>10} {'cum. bpp':>9}")
+    print(f"  {'#':>3}  {'kind':<8} {'bytes':>10} {'cum. bpp':>9}")
     hb = h.pack()
     pos = len(container.MAGIC) + 1 + len(container._put_varint(len(hb))) + len(hb) + 4
+    layer = 0
     for i, c in enumerate(f.chunks, 1):
         kind = {container.CHUNK_MODEL: "data", container.CHUNK_ALPHA: "alpha"}.get(c.kind, str(c.kind))
+        if c.kind == container.CHUNK_MODEL:
+            layer += 1
+            kind = f"data {layer}"
         pos += 1 + len(container._put_varint(len(c.data))) + len(c.data) + 4
-        print(f"  {i:>3}  {kind:<6} {len(c.data):>10,} {8 * pos / px:>9.4f}")
+        print(f"  {i:>3}  {kind:<8} {len(c.data):>10,} {8 * pos / px:>9.4f}")
+    print("  cum. bpp: the file cut after that chunk (progressive models: data k = iteration k; every such cut decodes)")
     return 0
 
 
@@ -194,8 +218,14 @@ def cmd_models(args) -> int:
         lams = cfg.get("lambdas", [])
         default = "  (default)" if name == zoo.DEFAULT_MODEL else ""
         print(f"{name}{default}")
-        print(f"  architecture  {cfg.get('arch')}  N={cfg.get('N')} M={cfg.get('M')}")
-        print(f"  qualities     1..{len(lams)}  (λ = {', '.join(f'{l:g}' for l in lams)})")
+        if cfg.get("arch") == "RecurrentCodec":
+            print(f"  architecture  {cfg.get('arch')}  {cfg.get('cell')} cells, {cfg.get('reconstruction')} "
+                  f"reconstruction, progressive")
+            print(f"  qualities     1..{cfg.get('iterations')} iterations "
+                  f"({cfg.get('bits')} bits per 16x16 block each, before entropy coding)")
+        else:
+            print(f"  architecture  {cfg.get('arch')}  N={cfg.get('N')} M={cfg.get('M')}")
+            print(f"  qualities     1..{len(lams)}  (λ = {', '.join(f'{l:g}' for l in lams)})")
         kodak = json.loads(meta.get("kodak", "null") or "null")
         if kodak:
             pts = ", ".join(f"q{q}: {v['bpp']:.3f} bpp / {v['psnr']:.2f} dB" for q, v in kodak.items())
@@ -255,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="output file (folder for a folder input); default: INPUT.lic")
     c.add_argument("--model", help="model name (see 'lic models') or weights file")
     c.add_argument("-q", "--quality", type=int, help="quality level (model-specific, see 'lic models')")
+    rc = c.add_mutually_exclusive_group()
+    rc.add_argument("--iterations", "--layers", type=int, metavar="K", help="progressive models: code K iterations")
+    rc.add_argument("--bpp", type=float, metavar="B", help="rate control: the best file of at most B bpp (real bytes)")
+    rc.add_argument("--psnr", type=float, metavar="P", help="rate control: the smallest file reaching P dB")
     c.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=cmd_compress)

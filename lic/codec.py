@@ -91,6 +91,8 @@ def decode(data: bytes, model=None, layers: int | None = None) -> Image.Image:
     if layers is not None:
         if not m.progressive:
             raise ModelError(f"model '{h.model}' is not progressive: --iterations/--layers do not apply")
+        if layers < 1:
+            raise ModelError(f"--iterations/--layers must be at least 1, got {layers}")
         chunks = chunks[:layers]
     alpha = None
     if h.mode in ("RGBA", "LA"):

@@ -4,6 +4,11 @@ Loss per step, with quality level q drawn at random each step (one network, ever
 
     L = λ_q · 255² · MSE(x, x̂) + bpp(ŷ, ẑ)
 
+A model class that defines ``training_loss(x, out, q) -> (loss, bpp, mse)`` and
+``training_quality(rng) -> q`` brings its own loss instead (the recurrent codec:
+L1 on the residual summed over iterations + its bit context model's BCE); pick it
+with ``--model toderici2017-rnn`` and pass constructor arguments with ``--config JSON``.
+
 GPU when present (bf16 autocast for the transforms; likelihoods and the rate
 term in fp32), DataLoader workers, gradient clipping, warm-up then a ×0.1
 learning-rate decay over the last 15 % of the budget.  ``torchrun
@@ -55,14 +60,32 @@ def _initial_model(args):
         model = build(src.config())
         model.load_state(src.state_dict())
         return model, None
-    cfg = {"arch": "ScaleHyperprior"}
-    if args.model not in (None, "", zoo.DEFAULT_MODEL, "ScaleHyperprior"):
-        raise ModelError(f"unknown model to train: {args.model} (trainable: {zoo.DEFAULT_MODEL})")
-    if args.lambdas:
-        cfg["lambdas"] = args.lambdas
-    if args.channels:
-        cfg["N"], cfg["M"] = args.channels
-    return build(cfg), None
+    from .models import ARCHITECTURES, arch_for
+
+    try:
+        cfg = {"arch": arch_for(args.model or zoo.DEFAULT_MODEL)}
+    except KeyError:
+        names = ", ".join(cls.name for cls in ARCHITECTURES.values())
+        raise ModelError(f"unknown model to train: {args.model} (trainable: {names})") from None
+    if cfg["arch"] == "ScaleHyperprior":
+        if args.lambdas:
+            cfg["lambdas"] = args.lambdas
+        if args.channels:
+            cfg["N"], cfg["M"] = args.channels
+    elif args.lambdas or args.channels:
+        raise InputError("--lambda/--channels apply to the hyperprior; use --config for this model")
+    if args.config:
+        try:
+            extra = json.loads(args.config)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--config is not valid JSON: {exc}") from None
+        if not isinstance(extra, dict):
+            raise InputError("--config must be a JSON object of constructor arguments")
+        cfg.update(extra)
+    try:
+        return build(cfg), None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad model configuration: {exc}") from None
 
 
 def bpp_of(likelihoods: dict, num_pixels: int) -> torch.Tensor:
@@ -108,7 +131,8 @@ def train(args) -> dict:
                         persistent_workers=args.workers > 0)
     budget = args.minutes * 60.0 if args.minutes else math.inf
     max_steps = args.steps or math.inf
-    lambdas = model.lambdas
+    lambdas = getattr(model, "lambdas", None)
+    custom_loss = getattr(model, "training_loss", None)  # models other than the hyperprior bring their loss
     log = open(out / "log.jsonl", "a") if rank == 0 else None
     bar = None
     if rank == 0:
@@ -138,15 +162,19 @@ def train(args) -> dict:
             lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 if frac >= 0.85 else 1.0)
             for g in opt.param_groups:
                 g["lr"] = lr
-            q = random.Random(args.seed * 1000003 + step).randint(1, len(lambdas))  # same q on every rank
+            rng = random.Random(args.seed * 1000003 + step)  # same q on every rank
+            q = model.training_quality(rng) if custom_loss else rng.randint(1, len(lambdas))
             x = batch.to(dev, non_blocking=True).float().div_(255.0)
             if dev.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" and args.bf16):
                 res = ddp(x, q)
-            mse = F.mse_loss(res["x_hat"].float(), x)
-            bpp = bpp_of(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
-            loss = lambdas[q - 1] * 255 ** 2 * mse + bpp
+            if custom_loss:
+                loss, bpp, mse = custom_loss(x, res, q)
+            else:
+                mse = F.mse_loss(res["x_hat"].float(), x)
+                bpp = bpp_of(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
+                loss = lambdas[q - 1] * 255 ** 2 * mse + bpp
             if not torch.isfinite(loss):
                 raise RuntimeError(f"non-finite loss at step {step}")
             opt.zero_grad(set_to_none=True)
@@ -180,7 +208,7 @@ def train(args) -> dict:
     result = {"steps": step, "minutes": used / 60}
     if rank == 0:
         model.eval().cpu()
-        digest = zoo.save_weights(model, out / "model.safetensors", name=args.name,
+        digest = zoo.save_weights(model, out / "model.safetensors", name=args.name or model.name,
                                   card=f"trained by lic train: {step} steps, {used / 60:.1f} min on {dev.type}",
                                   extra={"train": {"steps": step, "minutes": round(used / 60, 2), "device": str(dev),
                                                    "data": str(args.data), "batch": args.batch, "crop": args.crop}})
@@ -199,11 +227,13 @@ def train(args) -> dict:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", default=zoo.DEFAULT_MODEL, help="architecture to train (default: %(default)s)")
+    p.add_argument("--model", default=zoo.DEFAULT_MODEL,
+                   help="architecture to train: bmshj2018-hyperprior or toderici2017-rnn (default: %(default)s)")
     p.add_argument("--data", required=True, help="folder of training images (searched recursively)")
     p.add_argument("--out", required=True, help="folder for checkpoints, weights and logs")
     p.add_argument("--lambda", dest="lambdas", type=float, nargs="+", help="λ per quality level (default: the model's)")
     p.add_argument("--channels", type=int, nargs=2, metavar=("N", "M"), help="transform widths (default 128 192)")
+    p.add_argument("--config", help="constructor arguments as JSON, e.g. '{\"cell\": \"gru\", \"iterations\": 8}'")
     p.add_argument("--minutes", type=float, help="training time budget")
     p.add_argument("--steps", type=int, help="stop after this many steps")
     p.add_argument("--resume", help="checkpoint (.pt) to resume exactly, or weights / shipped model name to warm-start")
@@ -217,7 +247,7 @@ def add_arguments(p) -> None:
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--eval-dir", help="evaluate the final weights on real files from this folder")
     p.add_argument("--eval-images", type=int, help="evaluate on at most this many images")
-    p.add_argument("--name", default=zoo.DEFAULT_MODEL, help="model name recorded in the weights")
+    p.add_argument("--name", help="model name recorded in the weights (default: the architecture's name)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false")
     p.add_argument("--seed", type=int, default=0)

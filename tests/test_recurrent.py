@@ -1,0 +1,349 @@
+"""The progressive recurrent codec (Toderici et al. 2017): prefixes, truncation, determinism,
+bit context model, rate control, training.  Tiny models only (CPU, seconds)."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import lic
+from lic import codec, container, ratecontrol, zoo
+from lic.cli import main
+from lic.errors import FormatError, InputError, ModelError
+from lic.imageio import from_tensor, prepare, to_tensor
+from lic.models import RecurrentCodec
+from lic.models.recurrent import CELLS, RECONSTRUCTIONS
+
+TINY = {"iterations": 5, "bits": 8, "enc_channels": [8, 16, 16, 16], "dec_channels": [16, 16, 16, 8, 8],
+        "context_hidden": [8, 8]}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from a second thread (and lose a lot when the CPU is busy)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def rnn_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    m = RecurrentCodec(**TINY).eval()
+    path = tmp_path_factory.mktemp("rnn") / "tiny-rnn.safetensors"
+    zoo.save_weights(m, path, name="tiny-rnn")
+    return path
+
+
+@pytest.fixture(scope="module")
+def rnn(rnn_weights):
+    return zoo.load_weights(rnn_weights)
+
+
+@pytest.fixture(scope="module")
+def image(photos):
+    return photos["astronaut"].crop((40, 20, 123, 81))  # 83×61: not a multiple of 16
+
+
+def boundaries(data: bytes) -> list[int]:
+    """File offsets just after each chunk."""
+    f = container.read(data)
+    hb = f.header.pack()
+    pos = len(container.MAGIC) + 1 + len(container._put_varint(len(hb))) + len(hb) + 4
+    out = []
+    for c in f.chunks:
+        pos += 1 + len(container._put_varint(len(c.data))) + len(c.data) + 4
+        out.append(pos)
+    assert out[-1] == len(data)
+    return out
+
+
+def reconstructions(model, img, n):
+    with torch.no_grad():
+        comp = model.compress(to_tensor(prepare(img).rgb), n, reconstruct=True)
+    return comp, [from_tensor(x) for x in comp.extra["x_hats"]]
+
+
+def test_every_prefix_decodes_to_the_encoders_reconstruction(rnn, image):
+    n = rnn.qualities[-1]
+    data = lic.compress(image, model=rnn, quality=n)
+    comp, recs = reconstructions(rnn, image, n)
+    assert container.read(data).model_chunks() == comp.chunks
+    ends = boundaries(data)
+    for k in range(1, n + 1):
+        by_layers = np.asarray(codec.decode(data, model=rnn, layers=k))
+        assert np.array_equal(by_layers, recs[k - 1]), k
+        # a file cut at the chunk boundary (head -c N) decodes to the same image
+        cut = data[:ends[k - 1]]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            by_cut = np.asarray(codec.decode(cut, model=rnn))
+        assert np.array_equal(by_cut, by_layers), k
+        assert (k < n) == any("truncated" in str(w.message) for w in caught)
+        # the same as compressing with k iterations in the first place
+        assert container.read(lic.compress(image, model=rnn, quality=k)).model_chunks() == comp.chunks[:k]
+    assert np.array_equal(np.asarray(lic.decompress(data, model=rnn, layers=99)), recs[-1])
+
+
+def test_cut_inside_a_chunk_warns_and_decodes_the_complete_ones(rnn, image):
+    data = lic.compress(image, model=rnn, quality=5)
+    ends = boundaries(data)
+    full3 = np.asarray(codec.decode(data, model=rnn, layers=3))
+    for cut in (ends[2] + 1, ends[2] + 3, ends[3] - 5, ends[3] - 1):
+        with pytest.warns(UserWarning, match="truncated file: decoding the 3 complete"):
+            assert np.array_equal(np.asarray(codec.decode(data[:cut], model=rnn)), full3)
+    # not even the first iteration: refused
+    with pytest.raises(FormatError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            codec.decode(data[:ends[0] - 2], model=rnn)
+
+
+def test_corrupted_chunk_and_bad_requests(rnn, image):
+    data = lic.compress(image, model=rnn, quality=5)
+    ends = boundaries(data)
+    bad = bytearray(data)
+    bad[(ends[1] + ends[2]) // 2] ^= 0x10
+    with pytest.raises(FormatError, match="checksum mismatch in chunk 3"):
+        codec.decode(bytes(bad), model=rnn)
+    with pytest.raises(ModelError):
+        codec.decode(data, model=rnn, layers=0)
+    with pytest.raises(ModelError):
+        lic.compress(image, model=rnn, quality=6)
+    # chunks of another image size decode to garbage-free errors, never a crash
+    with pytest.raises(FormatError):
+        rnn.decompress([b"\x05"], 16, 16, 5)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 17), (33, 2), (16, 16), (47, 31)])
+def test_any_size(rnn, size):
+    w, h = size
+    rng = np.random.default_rng(w * 100 + h)
+    img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    data = lic.compress(img, model=rnn, quality=3)
+    _, recs = reconstructions(rnn, img, 3)
+    for k in (1, 3):
+        dec = lic.decompress(data, model=rnn, layers=k)
+        assert dec.size == (w, h) and np.array_equal(np.asarray(dec), recs[k - 1])
+
+
+def test_bits_with_and_without_entropy_coding(rnn, image):
+    comp, _ = reconstructions(rnn, image, 5)
+    e = comp.extra
+    assert e["iteration_raw_bits"] == [8 * 4 * 6] * 5  # 8 bits per 16×16 block of the padded 96×64 image
+    assert len(e["iteration_bits"]) == len(e["iteration_table_bits"]) == 5
+    assert e["iteration_bits"] == [8 * len(c) for c in comp.chunks]
+    # the eval-mode forward pass reports the probabilities the coder really uses
+    with torch.no_grad():
+        out = rnn(to_tensor(prepare(image).rgb))
+    est = -torch.log2(out["likelihoods"]["bits"].double()).sum().item()
+    assert est == pytest.approx(e["table_bits"], rel=1e-6)
+
+
+def test_integer_context_network_matches_the_float_one_and_codes_near_the_ideal():
+    torch.manual_seed(1)
+    from lic.entropy.binary import BinaryContextModel
+
+    cm = BinaryContextModel(channels=8, iterations=4, hidden=(16, 16), groups=2, checkerboard=True)
+    with torch.no_grad():
+        cm.layers[-1].weight.mul_(30)  # confident predictions: exercise many buckets
+    cm.update()
+    bits = torch.where(torch.rand(1, 4, 8, 20, 24) < 0.3, 1.0, -1.0)
+    with torch.no_grad():
+        lf = cm.logits(bits)[0]
+    masks = cm.step_masks(20, 24)
+    for t in range(4):
+        b = bits[0].long()
+        x = cm._int_input(b, b[t], t, range(cm.steps))
+        li = (cm.net_int(x) / 256.0 * masks).sum(0).float()
+        assert (li - lf[t]).abs().max() < 0.05
+    chunks, ideal = cm.encode(bits[0])
+    decoded = cm.decode(chunks, 20, 24)
+    assert torch.equal(decoded, bits[0].long())
+    assert torch.equal(cm.decode(chunks[:2], 20, 24), bits[0, :2].long())
+    # large latents are evaluated in bands of rows: exactly the same buckets
+    b = bits[0].long()
+    whole = cm.buckets_for(b, b[2], 2, range(cm.steps))
+    cm.BAND = 2 * 24
+    assert torch.equal(cm.buckets_for(b, b[2], 2, range(cm.steps)), whole)
+    assert torch.equal(cm.decode(chunks, 20, 24), bits[0].long())
+    del cm.BAND
+    one = bits[0, :, :, :1, :1]  # a 1×1 latent: the checkerboard's second half is empty
+    assert torch.equal(cm.decode(cm.encode(one)[0], 1, 1), one.long())
+    for c, i in zip(chunks, ideal):
+        assert 8 * len(c) <= i + 4 * 64 + 24  # ≤ one or two 32-bit words per sub-stream of overhead
+    # trained (float path, BCE), the context model learns biased bits: H(0.3) = 0.88 bit per bit
+    opt = torch.optim.Adam(cm.parameters(), lr=2e-2)
+    for _ in range(30):
+        loss = -torch.log2(cm.likelihoods(bits)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not cm.tables_current()
+    cm.update()
+    chunks, ideal = cm.encode(bits[0])
+    assert torch.equal(cm.decode(chunks, 20, 24), bits[0].long())
+    assert sum(ideal) < 0.92 * bits[0].numel() and 8 * sum(map(len, chunks)) < 0.93 * bits[0].numel()
+
+
+DETERMINISM = r"""
+import sys, hashlib, numpy as np, torch
+torch.set_num_threads(int(sys.argv[1]))
+import lic
+from skimage import data
+from PIL import Image
+img = Image.fromarray(np.ascontiguousarray(data.astronaut()[100:170, 50:160]))
+m = lic.load_model(sys.argv[2])
+b = lic.compress(img, model=m, quality=5)
+out = [hashlib.sha256(b).hexdigest()]
+for k in (1, 3, 5):
+    out.append(hashlib.sha256(np.asarray(lic.decompress(b, model=m, layers=k)).tobytes()).hexdigest())
+print(" ".join(out))
+"""
+
+
+def test_same_file_and_image_whatever_the_thread_count(rnn_weights):
+    runs = [subprocess.run([sys.executable, "-c", DETERMINISM, str(n), str(rnn_weights)], capture_output=True,
+                           text=True, check=True) for n in (1, 2)]
+    assert runs[0].stdout.strip() and runs[0].stdout == runs[1].stdout
+
+
+def test_rate_control_hits_its_targets(rnn, image):
+    cands = ratecontrol.candidates(image, rnn)
+    assert [c.quality for c in cands] == [1, 2, 3, 4, 5]
+    px = image.size[0] * image.size[1]
+    sizes = [len(c.data) for c in cands]
+    assert sizes == sorted(sizes)
+    for c in cands:  # every candidate is a complete, valid file of its iteration count
+        f = container.read(c.data)
+        assert not f.truncated and f.header.quality == c.quality and c.bpp == 8 * len(c.data) / px
+    for k, c in enumerate(cands):
+        ch = ratecontrol.choose(cands, bpp=c.bpp)
+        assert ch.chosen.quality == k + 1 and 8 * len(ch.data) / px <= c.bpp
+        if k:
+            below = ratecontrol.choose(cands, bpp=c.bpp - 1e-9).chosen
+            assert below.quality == k and below.bpp <= c.bpp - 1e-9
+    with pytest.raises(InputError, match="below the smallest file"):
+        ratecontrol.choose(cands, bpp=cands[0].bpp * 0.99)
+    for c in cands:
+        ch = ratecontrol.choose(cands, psnr=c.psnr)
+        assert ch.reached and ch.chosen.psnr >= c.psnr and ch.chosen.quality <= c.quality
+        assert all(o.psnr < c.psnr for o in cands[:ch.chosen.quality - 1])  # the first that reaches it
+    ch = ratecontrol.choose(cands, psnr=200)
+    assert not ch.reached and ch.chosen.quality == 5
+    # the real thing, end to end: the file decodes to the PSNR that was promised
+    budget = (cands[2].bpp + cands[3].bpp) / 2
+    data = lic.compress(image, model=rnn, bpp=budget)
+    assert 8 * len(data) / px <= budget and container.read(data).header.quality == 3
+    from lic import metrics
+
+    dec = np.asarray(lic.decompress(data, model=rnn))
+    assert metrics.psnr(np.asarray(image), dec) == pytest.approx(cands[2].psnr)
+    data = lic.compress(image, model=rnn, psnr=cands[1].psnr)
+    assert container.read(data).header.quality <= 2
+    assert container.read(lic.compress(image, model=rnn, iterations=4)).header.quality == 4
+    with pytest.raises(InputError):
+        lic.compress(image, model=rnn, quality=2, bpp=1.0)
+
+
+def test_rate_control_for_a_non_progressive_model_picks_the_quality(tiny, photos):
+    img = photos["coffee"].crop((0, 0, 64, 48))
+    cands = ratecontrol.candidates(img, tiny)
+    assert [c.quality for c in cands] == tiny.qualities
+    ch = ratecontrol.encode(img, tiny, bpp=cands[1].bpp)
+    assert ch.chosen.bpp <= cands[1].bpp and ch.chosen.quality >= 2
+    with pytest.raises(ModelError, match="not progressive"):
+        ratecontrol.encode(img, tiny, iterations=2)
+
+
+def test_cli_rate_control_decompress_iterations_and_info(rnn_weights, rnn, image, tmp_path, capsys):
+    src = tmp_path / "in.png"
+    image.save(src)
+    out = tmp_path / "a.lic"
+    cands = ratecontrol.candidates(image, rnn)
+    budget = cands[3].bpp
+    assert main(["compress", str(src), "-o", str(out), "--model", str(rnn_weights), "--bpp", str(budget)]) == 0
+    line = capsys.readouterr().out
+    assert "PSNR" in line and "4 iterations" in line
+    data = out.read_bytes()
+    assert 8 * len(data) / (image.size[0] * image.size[1]) <= budget
+    assert main(["compress", str(src), "-o", str(out), "--force", "--model", str(rnn_weights), "--psnr", "300"]) == 0
+    assert "not reached" in capsys.readouterr().out and container.read(out.read_bytes()).header.quality == 5
+    assert main(["compress", str(src), "-o", str(out), "--force", "--model", str(rnn_weights),
+                 "--iterations", "5", "--quiet"]) == 0
+    png = tmp_path / "a.png"
+    assert main(["decompress", str(out), "-o", str(png), "--model", str(rnn_weights), "--iterations", "2",
+                 "--quiet"]) == 0
+    assert np.array_equal(np.asarray(Image.open(png)),
+                          np.asarray(codec.decode(out.read_bytes(), model=rnn, layers=2)))
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "data 5" in info and "chunks    5 (complete)" in info
+    # exclusive options and a budget below one iteration: one-line errors
+    assert main(["compress", str(src), "-o", str(out), "--force", "--model", str(rnn_weights), "-q", "2",
+                 "--bpp", "1"]) == 2
+    assert main(["compress", str(src), "-o", str(out), "--force", "--model", str(rnn_weights),
+                 "--bpp", "0.0001"]) == 2
+
+
+def _train_steps(cfg, steps=2, size=32):
+    torch.manual_seed(0)
+    m = RecurrentCodec(**cfg).train()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    x = torch.rand(2, 3, size, size)
+    losses = []
+    for _ in range(steps):
+        q = m.training_quality(None)
+        out = m(x, q)
+        loss, bpp, mse = m.training_loss(x, out, q)
+        opt.zero_grad()
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+        opt.step()
+        losses.append((loss.item(), bpp.item(), mse.item()))
+    assert np.isfinite(losses).all()
+    return m
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reconstruction", RECONSTRUCTIONS)
+def test_every_cell_and_reconstruction_trains(cell, reconstruction):
+    m = _train_steps({**TINY, "iterations": 3, "cell": cell, "reconstruction": reconstruction})
+    m.eval()
+    x = torch.rand(1, 3, 21, 35)
+    comp = m.compress(x, 3, reconstruct=True)
+    assert torch.equal(m.decompress(comp.chunks, 21, 35, 3), comp.x_hat)
+
+
+@pytest.mark.parametrize("loss", ["mse", "ms-ssim"])
+def test_other_losses_train(loss):
+    _train_steps({**TINY, "iterations": 2, "loss": loss}, size=40)
+
+
+def test_lic_train_saves_a_working_progressive_model(tmp_path, photos):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, img in photos.items():
+        img.save(data / f"{name}.png")
+    out = tmp_path / "run"
+    cfg = json.dumps({**TINY, "iterations": 3, "cell": "residual-gru", "reconstruction": "scaled"})
+    assert main(["train", "--model", "toderici2017-rnn", "--data", str(data), "--out", str(out), "--steps", "2",
+                 "--batch", "2", "--crop", "32", "--workers", "0", "--quiet", "--log-every", "1",
+                 "--config", cfg]) == 0
+    log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and all(np.isfinite(r["loss"]) for r in log)
+    model = lic.load_model(str(out / "model.safetensors"))
+    assert model.lic_name == "toderici2017-rnn" and model.config()["cell"] == "residual-gru"
+    img = photos["coffee"].crop((0, 0, 50, 40))
+    b = lic.compress(img, model=model, quality=3)
+    assert lic.decompress(b, model=model).size == (50, 40)
+    assert lic.decompress(b, model=model, layers=1).size == (50, 40)
+    assert main(["train", "--model", "toderici2017-rnn", "--data", str(data), "--out", str(out), "--steps", "1",
+                 "--config", "{not json"]) == 2
+    assert main(["train", "--model", "nonesuch", "--data", str(data), "--out", str(out), "--steps", "1"]) == 2
