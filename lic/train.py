@@ -21,6 +21,7 @@ and, with ``--eval-dir``, ``eval.csv`` / ``eval.json`` measured on real files.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -144,13 +145,29 @@ def train(args) -> dict:
     def progress() -> float:
         return max(used / budget if budget < math.inf else 0.0, step / max_steps if max_steps < math.inf else 0.0)
 
-    def save():
+    def save(weights: bool = True):
         if rank != 0:
             return
         tmp = out / "ckpt.pt.tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": used,
                     "config": model.config()}, tmp)
         os.replace(tmp, out / "ckpt.pt")
+        if weights:
+            export(final=False)
+
+    def export(final: bool):
+        # fp16 weights with coding tables, beside every checkpoint: ckpt.pt (fp32 + Adam state) is
+        # ~5x larger, and the fp16 file is what travels back from a lent GPU and what ships.
+        # A copy is exported, so the weights being trained are never rounded to fp16.
+        m = model if final else copy.deepcopy(model)
+        m.eval().cpu()
+        tmp = out / "model.safetensors.tmp"
+        digest = zoo.save_weights(m, tmp, name=args.name or model.name,
+                                  card=f"trained by lic train: {step} steps, {used / 60:.1f} min on {dev.type}",
+                                  extra={"train": {"steps": step, "minutes": round(used / 60, 2), "device": str(dev),
+                                                   "data": str(args.data), "batch": args.batch, "crop": args.crop}})
+        os.replace(tmp, out / "model.safetensors")
+        return digest
 
     t_start = time.monotonic() - used
     last_ckpt = time.monotonic()
@@ -204,14 +221,10 @@ def train(args) -> dict:
                 break
     if bar is not None:
         bar.close()
-    save()
+    save(weights=False)  # the final weights are exported below
     result = {"steps": step, "minutes": used / 60}
     if rank == 0:
-        model.eval().cpu()
-        digest = zoo.save_weights(model, out / "model.safetensors", name=args.name or model.name,
-                                  card=f"trained by lic train: {step} steps, {used / 60:.1f} min on {dev.type}",
-                                  extra={"train": {"steps": step, "minutes": round(used / 60, 2), "device": str(dev),
-                                                   "data": str(args.data), "batch": args.batch, "crop": args.crop}})
+        digest = export(final=True)
         result["digest"] = digest.hex()
         if args.eval_dir:
             from .evaluate import evaluate

@@ -78,3 +78,20 @@ def test_rate_term_stays_fp32_under_bf16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = m(torch.rand(2, 3, 64, 64), 2)
     assert all(l.dtype == torch.float32 for l in out["likelihoods"].values())
+
+
+def test_weights_exported_at_every_checkpoint_without_touching_training(tmp_path, data_dir):
+    """Each checkpoint also writes the fp16 model.safetensors (what comes back from a lent GPU);
+    exporting a copy must not round the weights being trained."""
+    a, b = tmp_path / "every", tmp_path / "end"
+    common = ["--data", str(data_dir), "--steps", "3", "--seed", "5", *ARGS]
+    assert main(["train", "--out", str(a), "--ckpt-minutes", "0", *common]) == 0
+    assert main(["train", "--out", str(b), "--ckpt-minutes", "1000", *common]) == 0
+    sa = torch.load(a / "ckpt.pt", weights_only=False)["model"]
+    sb = torch.load(b / "ckpt.pt", weights_only=False)["model"]
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa if sa[k].is_floating_point())
+    assert not (a / "model.safetensors.tmp").exists()
+    import lic
+
+    assert lic.load_model(str(a / "model.safetensors")).qualities == [1, 2, 3, 4, 5, 6]
