@@ -231,6 +231,13 @@ def cmd_models(args) -> int:
             pts = ", ".join(f"q{q}: {v['bpp']:.3f} bpp / {v['psnr']:.2f} dB" for q, v in kodak.items())
             print(f"  Kodak         {pts}")
         print(f"  weights       {path.name}")
+    from .models import ARCHITECTURES
+
+    trainable = [n for cls in ARCHITECTURES.values() for n in (getattr(cls, "variants", None) or [cls.name])]
+    missing = [n for n in trainable if n not in models]
+    if missing:
+        print("\ntrainable, no weights shipped yet (lic train --model NAME ..., then --model runs/x/model.safetensors):")
+        print("  " + ", ".join(missing))
     return 0
 
 

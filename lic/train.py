@@ -7,7 +7,9 @@ Loss per step, with quality level q drawn at random each step (one network, ever
 A model class that defines ``training_loss(x, out, q) -> (loss, bpp, mse)`` and
 ``training_quality(rng) -> q`` brings its own loss instead (the recurrent codec:
 L1 on the residual summed over iterations + its bit context model's BCE); pick it
-with ``--model toderici2017-rnn`` and pass constructor arguments with ``--config JSON``.
+with ``--model toderici2017-rnn`` and pass constructor arguments with ``--config JSON``.  An optional
+``prepare_training()`` runs before the first step (the attention codec loads its LPIPS weights there,
+so missing weights stop the run at once with one line).
 
 GPU when present (bf16 autocast for the transforms; likelihoods and the rate
 term in fp32), DataLoader workers, gradient clipping, warm-up then a ×0.1
@@ -61,18 +63,20 @@ def _initial_model(args):
         model = build(src.config())
         model.load_state(src.state_dict())
         return model, None
-    from .models import ARCHITECTURES, arch_for
+    from .models import ARCHITECTURES, config_for
 
     try:
-        cfg = {"arch": arch_for(args.model or zoo.DEFAULT_MODEL)}
+        cfg = config_for(args.model or zoo.DEFAULT_MODEL)
     except KeyError:
-        names = ", ".join(cls.name for cls in ARCHITECTURES.values())
+        names = ", ".join(n for cls in ARCHITECTURES.values() for n in (getattr(cls, "variants", None) or [cls.name]))
         raise ModelError(f"unknown model to train: {args.model} (trainable: {names})") from None
     if cfg["arch"] == "ScaleHyperprior":
         if args.lambdas:
             cfg["lambdas"] = args.lambdas
         if args.channels:
             cfg["N"], cfg["M"] = args.channels
+    elif cfg["arch"] == "ScalableRecurrentCodec" and args.lambdas and not args.channels:
+        cfg["lambdas"] = args.lambdas  # one λ per layer (and so the number of layers)
     elif args.lambdas or args.channels:
         raise InputError("--lambda/--channels apply to the hyperprior; use --config for this model")
     if args.config:
@@ -110,6 +114,8 @@ def train(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     model, ckpt = _initial_model(args)
+    if hasattr(model, "prepare_training"):  # e.g. load a perceptual loss's weights: fail before step 1
+        model.prepare_training()
     model.to(dev).train()
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -241,7 +247,8 @@ def train(args) -> dict:
 
 def add_arguments(p) -> None:
     p.add_argument("--model", default=zoo.DEFAULT_MODEL,
-                   help="architecture to train: bmshj2018-hyperprior or toderici2017-rnn (default: %(default)s)")
+                   help="architecture to train: bmshj2018-hyperprior, toderici2017-rnn, attention-factorized, "
+                        "attention-hyperprior, ... (an unknown name lists them all; default: %(default)s)")
     p.add_argument("--data", required=True, help="folder of training images (searched recursively)")
     p.add_argument("--out", required=True, help="folder for checkpoints, weights and logs")
     p.add_argument("--lambda", dest="lambdas", type=float, nargs="+", help="λ per quality level (default: the model's)")

@@ -34,6 +34,7 @@ def test_compress_decompress_info(tmp_path, photo_file):
     assert rc == 0 and "bmshj2018-hyperprior" in stdout and "chunks    2 (complete)" in stdout
     rc, stdout, _ = run("models")
     assert rc == 0 and "bmshj2018-hyperprior" in stdout and "qualities" in stdout
+    assert "toderici2017-rnn" in stdout  # trainable architectures are listed even without shipped weights
 
 
 def test_folder_mode(tmp_path, photos):

@@ -264,11 +264,13 @@ def _lic(model: str) -> Codec:
         return None
 
     settings: tuple[str, ...] = ()
+    loaded = []  # the model, loaded once: a weights path (not only a shipped name) then decodes too
     if missing() is None:
         import lic
 
         try:
-            settings = _qs(*lic.load_model(model).qualities)
+            loaded.append(lic.load_model(model))
+            settings = _qs(*loaded[0].qualities)
         except ModelError:
             raise
         except Exception as e:  # an unknown name may surface as KeyError etc.
@@ -277,12 +279,12 @@ def _lic(model: str) -> Codec:
     def encode(img, s):
         import lic
 
-        return lic.compress(img, model=model, quality=parse(s))
+        return lic.compress(img, model=loaded[0] if loaded else model, quality=parse(s))
 
     def decode(data):
         import lic
 
-        return lic.decompress(data).convert("RGB")
+        return lic.decompress(data, model=loaded[0] if loaded else None).convert("RGB")
 
     return Codec(
         name=f"lic:{model}",

@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""The seed's triplets for the attention autoencoder: original | ours | HEIC at the same bpp.
+
+For each image (default kodim04, kodim13, kodim21, kodim24): ours at the quality whose real file
+is nearest ``--bpp`` (0.23), then HEIC (pillow-heif, x265 intra) at the quality whose real file is
+nearest *our* bpp, drawn by :func:`lic.bench.compare.figure` (full views with the crop outlined,
+and the crop enlarged).  One figure per image, plus ``triplets.json`` with every bpp / PSNR /
+MS-SSIM.
+
+    python benchmarks/attention_triplets.py --weights runs/att/model.safetensors [--out docs/attention]
+           [--kodak ../shared/data/kodak] [--images kodim04 kodim13 kodim21 kodim24] [--bpp 0.23]
+
+Weights without a training record (no ``train`` metadata, i.e. not written by ``lic train``) are
+refused for an output under docs/: figures of untrained models are not to be published.  Try
+the command on any weights with ``--out /tmp/triplets``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lic import codec, metrics, zoo  # noqa: E402
+from lic.bench import codecs as registry  # noqa: E402
+from lic.bench.compare import closest, default_crop, figure  # noqa: E402
+from lic.bench.measure import load_rgb  # noqa: E402
+
+KODAK = ROOT.parent / "shared" / "data" / "kodak"
+IMAGES = ("kodim04", "kodim13", "kodim21", "kodim24")
+
+
+def model_codec(model) -> registry.Codec:
+    """A benchmark codec for a loaded model object (one setting per quality)."""
+    parse = registry.number_setting("q", 1, max(model.qualities))
+    return registry.Codec(
+        name=getattr(model, "lic_name", model.name), description="lic model", settings=tuple(f"q{q}" for q in model.qualities),
+        encode=lambda img, s: codec.encode(img, model=model, quality=parse(s)).data,
+        decode=lambda data: codec.decode(data, model=model).convert("RGB"),
+        parse=parse, parallel_safe=False, rate_direction=0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", required=True, help="weights of a trained attention model")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "attention"))
+    ap.add_argument("--kodak", default=str(KODAK))
+    ap.add_argument("--images", nargs="+", default=list(IMAGES))
+    ap.add_argument("--bpp", type=float, default=0.23, help="target rate for ours (default %(default)s)")
+    ap.add_argument("--heic", default="heic", help="classical codec to compare with (default %(default)s)")
+    args = ap.parse_args()
+    model = zoo.load_weights(args.weights)
+    out = Path(args.out).resolve()
+    docs = (ROOT / "docs").resolve()
+    if "train" not in model.meta and (out == docs or docs in out.parents):
+        print(f"attention_triplets: {args.weights} has no training record; not writing figures of an untrained "
+              f"model under docs/ (use --out /tmp/...)", file=sys.stderr)
+        return 2
+    classical, skipped = registry.resolve([args.heic])
+    if not classical:
+        print(f"attention_triplets: {'; '.join(skipped)}", file=sys.stderr)
+        return 2
+    kodak = Path(args.kodak)
+    paths = [kodak / (n if n.endswith(".png") else f"{n}.png") for n in args.images]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"attention_triplets: skipped, images not found: {', '.join(missing)}")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    ours_codec = model_codec(model)
+    records = []
+    for path in paths:
+        img = load_rgb(path)
+        ours = closest(ours_codec, img, args.bpp)
+        other = closest(classical[0], img, ours.bpp)
+        ref = np.asarray(img)
+        rec = {"image": path.name, "target_bpp": args.bpp}
+        for key, p in (("ours", ours), ("classical", other)):
+            rec[key] = {"codec": p.codec, "setting": p.setting, "bpp": p.bpp, "psnr": p.psnr,
+                        "ms_ssim": metrics.ms_ssim(ref, np.asarray(p.image))}
+        fig_path = out / f"{path.stem}.png"
+        figure(img, [ours, other], default_crop(img), round(ours.bpp, 3),
+               f"{path.name}: original | {ours.codec} | {other.codec}").savefig(fig_path, dpi=110)
+        rec["figure"] = fig_path.name
+        records.append(rec)
+        print(f"{path.name}: {ours.codec} {ours.setting} {ours.bpp:.3f} bpp {ours.psnr:.2f} dB | "
+              f"{other.codec} {other.setting} {other.bpp:.3f} bpp {other.psnr:.2f} dB -> {fig_path}")
+    (out / "triplets.json").write_text(json.dumps({"weights": str(args.weights), "card": model.card,
+                                                   "triplets": records}, indent=1))
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""Attention autoencoder with GDN residual blocks and sub-pixel up-sampling (issue 6), trained
+for perceptual quality: rate + λ·(weighted MAE, MS-SSIM, LPIPS), or MSE.
+
+The seed design (issue 6) is an attention autoencoder: GDN residual blocks, two simplified
+attention modules, strided convolutions down and sub-pixel convolutions up, rounding with uniform
+noise in training, a factorized prior, and a perceptual loss.  Its blocks are those of Cheng, Sun,
+Takeuchi and Katto: residual blocks and sub-pixel up-sampling from "Deep Residual Learning for
+Image Compression" (CVPR Workshops 2019, CLIC), and the attention module of "Learned Image
+Compression with Discretized Gaussian Mixture Likelihoods and Attention Modules" (CVPR 2020),
+here simplified to one convolution and a sigmoid, as the issue asks.  The seed's entropy model,
+the factorized prior, is ``entropy="factorized"`` (model name ``attention-factorized``); the
+scale hyperprior of Ballé et al. 2018 is the option (``entropy="hyperprior"``,
+``attention-hyperprior``).  Both come from :mod:`lic.entropy`; gain vectors (as in
+:mod:`lic.models.hyperprior`) give one network for every rate.
+
+Data flow (Q = quality level, γ_Q / γ'_Q = learned per-channel gain / inverse gain)::
+
+    g_a:  x ─c5/2─GDN─R─c5/2─GDN─R─A─c5/2─GDN─R─c5/2─A─c3 (bottleneck)─► y        (16× down)
+
+          y·γ_Q ─round (+U(-½,½) in training)─► ŷ ─·γ'_Q─► g_s ─► x̂
+                     │  factorized:  ŷ coded with the factorized prior          (1 chunk)
+                     │  hyperprior:  |y| ─h_a─► z ─round─► ẑ (factorized prior)  (chunk 1)
+                     │               ẑ ─h_s (integer network)─► scale index ─► ŷ with N(0,σ²)⋆U (chunk 2)
+
+    g_s:  ŷ ─c3─A─R'─U─R'─U─A─R'─U─R'─S(→3)─► x̂                                   (16× up)
+
+    R  = residual block:  x + GDN(c3(GDN(c3(x))))        R' = the same with inverse GDN
+    A  = simplified attention:  x + x ⊙ sigmoid(c3(x))   (a convolution and a sigmoid make the mask)
+    U  = up-sampling block:  IGDN(c3(IGDN(S(x)))) + S₁(x),  S = c3 to 4·C channels + pixel shuffle ×2,
+         S₁ = the same with a 1×1 convolution (the skip connection)
+    c5/2 = 5×5 convolution, stride 2;  c3 = 3×3, stride 1
+
+Loss (:meth:`AttentionCodec.training_loss`, picked up by ``lic train``)::
+
+    L = rate_weight · bpp + λ_Q · D
+    D = mae·MAE + ms_ssim·(1 − MS-SSIM) + lpips·LPIPS     (loss="mix", pixels in [0, 1])
+    D = 255²·MSE                                           (loss="mse"; λ as the hyperprior's)
+
+The default mix 0.16·MAE + 0.84·(1 − MS-SSIM) is the MS-SSIM + ℓ1 mix of Zhao, Gallo, Frosio
+and Kautz ("Loss Functions for Image Restoration with Neural Networks", IEEE TCI 2017).
+The weighted MAE term is that ℓ1 share; on whole crops their Gaussian weighting of ℓ1 averages out.
+LPIPS (weight 0 by default) needs local backbone weights, see :mod:`lic.perceptual`; when
+they are missing training stops at once with a one-line message naming the path, and every
+other term works without them.  Default λ (``LAMBDAS_MIX``) follow the usual MS-SSIM-optimized
+ladder; the middle one aims at about 0.23 bpp on Kodak (to be checked once trained).
+
+Inputs of any size are replicate-padded to a multiple of 16 (factorized) or 64 (hyperprior)
+and cropped back.  Determinism as for the other models: the coder only sees integers and
+integer tables; the hyperprior's scales come from the integer copy of h_s; the synthesis runs
+in float with PyTorch's native convolutions (:func:`lic.models.base.coding`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..entropy import FactorizedPrior, GaussianConditional
+from ..entropy import gaussian as G
+from ..layers import GDN, IGDN, IntegerNetwork
+from .base import CompressionModel, Compressed, coding, pad_to
+from .hyperprior import LAMBDAS as LAMBDAS_MSE
+from .hyperprior import conv, deconv
+
+ENTROPY_MODELS = ("factorized", "hyperprior")
+LOSSES = ("mix", "mse")
+#: λ per quality level for loss="mix" (the MS-SSIM-optimized ladder of Ballé et al.'s models)
+LAMBDAS_MIX = (2.4, 4.58, 8.73, 16.64, 31.73)
+
+
+# -- building blocks -----------------------------------------------------------------------
+class ResidualGDN(nn.Module):
+    """x + GDN(conv3×3(GDN(conv3×3(x)))); inverse GDN in the decoder."""
+
+    def __init__(self, ch: int, inverse: bool = False):
+        super().__init__()
+        self.body = nn.Sequential(conv(ch, ch, 3, 1), GDN(ch, inverse=inverse), conv(ch, ch, 3, 1),
+                                  GDN(ch, inverse=inverse))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class SimplifiedAttention(nn.Module):
+    """x + x ⊙ sigmoid(conv3×3(x)): a convolution and a sigmoid make a mask of the feature map."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.mask = conv(ch, ch, 3, 1)
+
+    def forward(self, x):
+        return x + x * torch.sigmoid(self.mask(x))
+
+
+def subpixel(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    """Sub-pixel convolution: conv to 4·cout channels, then pixel shuffle ×2."""
+    return nn.Sequential(nn.Conv2d(cin, 4 * cout, k, padding=k // 2), nn.PixelShuffle(2))
+
+
+class UpBlock(nn.Module):
+    """IGDN(conv3×3(IGDN(subpixel(x)))) + subpixel₁ₓ₁(x)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(subpixel(cin, cout), IGDN(cout), conv(cout, cout, 3, 1), IGDN(cout))
+        self.skip = subpixel(cin, cout, 1)
+
+    def forward(self, x):
+        return self.body(x) + self.skip(x)
+
+
+# -- entropy models (both from lic.entropy) ------------------------------------------------------
+class _Factorized(nn.Module):
+    """ŷ coded with the factorized prior: one chunk."""
+
+    pad, chunks = 16, 1
+
+    def __init__(self, M: int, N: int):
+        super().__init__()
+        self.prior = FactorizedPrior(M)
+
+    def forward(self, y):
+        y_hat, lik = self.prior(y)
+        return y_hat, {"y": lik}
+
+    def tables_current(self) -> bool:
+        return self.prior.tables_current()
+
+    def update(self) -> None:
+        self.prior.update()
+
+    def compress(self, y):
+        y_hat = torch.round(y)
+        return [self.prior.compress(y_hat)], y_hat, self.prior.table_bits(y_hat)
+
+    def decompress(self, chunks, shape):
+        return self.prior.decompress(chunks[0], shape)
+
+
+class _Hyperprior(nn.Module):
+    """Scale hyperprior (Ballé et al. 2018): ẑ with the factorized prior, then ŷ with N(0, σ²)⋆U and σ
+    chosen by the integer copy of h_s.  Two chunks."""
+
+    pad, chunks = 64, 2
+
+    def __init__(self, M: int, N: int):
+        super().__init__()
+        self.N = N
+        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.ReLU(), conv(N, N), nn.ReLU(), conv(N, N))
+        self.h_s = nn.Sequential(deconv(N, N), nn.ReLU(), deconv(N, N), nn.ReLU(), conv(N, M, 3, 1))
+        self.z_prior = FactorizedPrior(N)
+        self.y_cond = GaussianConditional()
+        self.h_s_int = IntegerNetwork(self._h_s_convs())
+        self.register_buffer("scale_thresholds", torch.zeros(0, dtype=torch.int64))
+        self.register_buffer("h_s_int_of", torch.zeros(32, dtype=torch.uint8))
+
+    def _h_s_convs(self):
+        return [m for m in self.h_s if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+    def _fingerprint(self) -> torch.Tensor:
+        h = hashlib.sha256()
+        for m in self._h_s_convs():
+            h.update(m.weight.detach().cpu().float().numpy().tobytes())
+            h.update(m.bias.detach().cpu().float().numpy().tobytes())
+        return torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8).clone()
+
+    def tables_current(self) -> bool:
+        return (self.z_prior.tables_current() and self.y_cond.tables_current() and self.scale_thresholds.numel() > 0
+                and bool(torch.equal(self.h_s_int_of.cpu(), self._fingerprint())))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        from ..layers.integer import A_BITS
+
+        self.z_prior.update()
+        self.y_cond.update()
+        self.h_s_int.load_from(self._h_s_convs())
+        thr = [math.floor(t * 2 ** A_BITS) for t in G.log_scale_thresholds()]
+        self.scale_thresholds = torch.tensor(thr, dtype=torch.int64)
+        self.h_s_int_of = self._fingerprint()
+
+    def scale_indexes(self, z_hat):
+        t = self.h_s_int(z_hat).to(torch.int64)  # log σ in units of 2**-A_BITS, exact on every machine
+        return torch.bucketize(t, self.scale_thresholds.cpu(), right=True)
+
+    def forward(self, y):
+        z = self.h_a(torch.abs(y)).float()
+        z_hat, z_lik = self.z_prior(z)
+        if self.training or not self.tables_current():
+            scale = torch.exp(self.h_s(z_hat))
+        else:  # the scales the coder will really use
+            scale = self.y_cond.table_scales[self.scale_indexes(z_hat)].to(y.device)
+        y_hat, y_lik = self.y_cond(y, scale)
+        return y_hat, {"y": y_lik, "z": z_lik}
+
+    def compress(self, y):
+        z_hat = torch.round(self.h_a(torch.abs(y)))
+        indexes = self.scale_indexes(z_hat)
+        y_hat = torch.round(y)
+        chunks = [self.z_prior.compress(z_hat), self.y_cond.compress(y_hat, indexes)]
+        return chunks, y_hat, self.z_prior.table_bits(z_hat) + self.y_cond.table_bits(y_hat, indexes)
+
+    def decompress(self, chunks, shape):
+        b, _, h, w = shape
+        z_hat = self.z_prior.decompress(chunks[0], (b, self.N, h // 4, w // 4))
+        return self.y_cond.decompress(chunks[1], self.scale_indexes(z_hat))
+
+
+# -- the model ------------------------------------------------------------------------------------
+class AttentionCodec(CompressionModel):
+    name = "attention-factorized"
+    #: trainable names and the constructor arguments they stand for (``lic train --model NAME``)
+    variants = {"attention-factorized": {"entropy": "factorized"}, "attention-hyperprior": {"entropy": "hyperprior"}}
+
+    def __init__(self, entropy: str = "factorized", N: int = 128, M: int = 192, hyper_N: int | None = None,
+                 lambdas=None, loss: str = "mix", mae: float = 0.16, ms_ssim: float = 0.84, lpips: float = 0.0,
+                 lpips_weights=None, rate_weight: float = 1.0):
+        super().__init__()
+        if entropy not in ENTROPY_MODELS:
+            raise ValueError(f"unknown entropy model '{entropy}' (choose from {', '.join(ENTROPY_MODELS)})")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss '{loss}' (choose from {', '.join(LOSSES)})")
+        if min(mae, ms_ssim, lpips) < 0 or rate_weight <= 0:
+            raise ValueError("loss weights must be non-negative and rate_weight positive")
+        if loss == "mix" and mae + ms_ssim + lpips <= 0:
+            raise ValueError("loss 'mix' needs a positive weight for mae, ms_ssim or lpips")
+        if N < 1 or M < 1:
+            raise ValueError("widths N and M must be positive")
+        self.entropy, self.N, self.M = entropy, int(N), int(M)
+        self.hyper_N = int(hyper_N or N)
+        self.name = f"attention-{entropy}"
+        self.loss_kind = loss
+        self.weights = {"mae": float(mae), "ms_ssim": float(ms_ssim), "lpips": float(lpips)}
+        self.lpips_weights = lpips_weights
+        self.rate_weight = float(rate_weight)
+        if lambdas is None:
+            lambdas = LAMBDAS_MIX if loss == "mix" else LAMBDAS_MSE
+        self.lambdas = tuple(float(v) for v in lambdas)
+        if not self.lambdas or min(self.lambdas) <= 0:
+            raise ValueError("lambdas must be positive, one per quality level")
+        self.qualities = list(range(1, len(self.lambdas) + 1))
+        self.default_quality = (len(self.lambdas) + 1) // 2
+
+        self.g_a = nn.Sequential(
+            conv(3, N), GDN(N), ResidualGDN(N),
+            conv(N, N), GDN(N), ResidualGDN(N), SimplifiedAttention(N),
+            conv(N, N), GDN(N), ResidualGDN(N),
+            conv(N, N), SimplifiedAttention(N),
+            conv(N, M, 3, 1))
+        self.g_s = nn.Sequential(
+            conv(M, N, 3, 1), SimplifiedAttention(N), ResidualGDN(N, inverse=True),
+            UpBlock(N, N), ResidualGDN(N, inverse=True),
+            UpBlock(N, N), SimplifiedAttention(N), ResidualGDN(N, inverse=True),
+            UpBlock(N, N), ResidualGDN(N, inverse=True),
+            subpixel(N, 3))
+        self.latent = (_Factorized if entropy == "factorized" else _Hyperprior)(M, self.hyper_N)
+        self.PAD = self.latent.pad
+        mid = self.lambdas[len(self.lambdas) // 2]
+        # gains start at (λ_q / λ_mid)^(1/2): finer quantization for higher λ
+        init = torch.tensor([0.5 * math.log(l / mid) for l in self.lambdas]).unsqueeze(1).repeat(1, M)
+        self.log_gain = nn.Parameter(init.clone())
+        self.log_inv_gain = nn.Parameter(-init.clone())
+        self._lpips = None  # the frozen LPIPS network, loaded on the first training step that needs it
+
+    def config(self) -> dict:
+        cfg = {"arch": "AttentionCodec", "entropy": self.entropy, "N": self.N, "M": self.M, "hyper_N": self.hyper_N,
+               "lambdas": list(self.lambdas), "loss": self.loss_kind, "mae": self.weights["mae"],
+               "ms_ssim": self.weights["ms_ssim"], "lpips": self.weights["lpips"], "rate_weight": self.rate_weight}
+        if self.lpips_weights:
+            cfg["lpips_weights"] = self.lpips_weights
+        return cfg
+
+    def __setattr__(self, name, value):
+        if name == "_lpips":  # never a submodule: not in the weights, the optimizer or the digest
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def _gain(self, quality: int, inverse: bool = False) -> torch.Tensor:
+        g = (self.log_inv_gain if inverse else self.log_gain)[quality - 1]
+        return torch.exp(g).view(1, -1, 1, 1)
+
+    # -- training / estimation ------------------------------------------------------------
+    def forward(self, x: torch.Tensor, quality: int) -> dict:
+        """Likelihoods for the rate term (in eval mode: of the tables the coder uses).  Under autocast the
+        transforms run in low precision, the entropy model and the likelihoods in fp32."""
+        self.check_quality(quality)
+        h, w = x.shape[-2:]
+        y = self.g_a(pad_to(x, self.PAD)).float() * self._gain(quality)
+        with torch.autocast(x.device.type, enabled=False):
+            y_hat, likelihoods = self.latent(y)
+        x_hat = self.g_s(y_hat * self._gain(quality, inverse=True))
+        return {"x_hat": x_hat[..., :h, :w], "likelihoods": likelihoods}
+
+    def training_quality(self, rng=None) -> int:
+        return (rng or random).randint(1, len(self.lambdas))
+
+    def prepare_training(self) -> None:
+        """Called by ``lic train`` before the first step: a missing LPIPS backbone stops training at once."""
+        if self.loss_kind == "mix" and self.weights["lpips"]:
+            self.lpips_net()
+
+    def lpips_net(self, device=None):
+        """The frozen LPIPS network (ModelError with the path when its weights are missing)."""
+        if self._lpips is None:
+            from ..perceptual import LPIPS
+
+            self._lpips = LPIPS.from_files(self.lpips_weights)
+        if device is not None and self._lpips.shift.device != torch.device(device):
+            self._lpips = self._lpips.to(device)
+        return self._lpips
+
+    def distortion_terms(self, x: torch.Tensor, x_hat: torch.Tensor) -> dict:
+        """Each distortion term with a non-zero weight (pixels in [0, 1])."""
+        x, x_hat = x.float(), x_hat.float()
+        if self.loss_kind == "mse":
+            return {"mse": F.mse_loss(x_hat, x)}
+        from .recurrent import _ms_ssim
+
+        terms = {}
+        if self.weights["mae"]:
+            terms["mae"] = (x_hat - x).abs().mean()
+        if self.weights["ms_ssim"]:
+            terms["ms_ssim"] = 1 - _ms_ssim(x_hat, x)
+        if self.weights["lpips"]:
+            terms["lpips"] = self.lpips_net(x.device)(x_hat.clamp(0, 1), x)
+        return terms
+
+    def distortion(self, terms: dict) -> torch.Tensor:
+        if self.loss_kind == "mse":
+            return 255.0 ** 2 * terms["mse"]
+        return sum(self.weights[k] * v for k, v in terms.items())
+
+    def training_loss(self, x: torch.Tensor, out: dict, quality: int):
+        """(loss, bpp, mse): rate_weight · bpp + λ_q · D, see the module docstring."""
+        x = x.float()
+        x_hat = out["x_hat"].float()
+        n_pix = x.shape[0] * x.shape[2] * x.shape[3]
+        bpp = sum(torch.log2(l.float()).sum() for l in out["likelihoods"].values()) / (-n_pix)
+        dist = self.distortion(self.distortion_terms(x, x_hat))
+        loss = self.rate_weight * bpp + self.lambdas[quality - 1] * dist
+        mse = F.mse_loss(x_hat.detach().clamp(0, 1), x)
+        return loss, bpp, mse
+
+    # -- coding tables ----------------------------------------------------------------------
+    def tables_current(self) -> bool:
+        return self.latent.tables_current()
+
+    def update(self) -> None:
+        self.latent.update()
+
+    # -- coding ---------------------------------------------------------------------------------
+    @coding
+    def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False) -> Compressed:
+        self.check_quality(quality)
+        self.ensure_tables()
+        dev = next(self.parameters()).device
+        y = self.g_a(pad_to(x.to(dev), self.PAD)) * self._gain(quality)
+        chunks, y_hat, bits = self.latent.compress(y)
+        out = Compressed(chunks)
+        out.extra["table_bits"] = bits
+        if reconstruct:
+            out.x_hat = self._synthesize(y_hat, quality, x.shape[-2:])
+        return out
+
+    @coding
+    def decompress(self, chunks: list[bytes], height: int, width: int, quality: int, params: bytes = b"") -> torch.Tensor:
+        from ..errors import FormatError
+
+        self.check_quality(quality)
+        if len(chunks) != self.latent.chunks:
+            raise FormatError(f"corrupt .lic file: {self.name} expects {self.latent.chunks} data chunks, "
+                              f"found {len(chunks)}")
+        self.ensure_tables()
+        hp, wp = -(-height // self.PAD) * self.PAD, -(-width // self.PAD) * self.PAD
+        y_hat = self.latent.decompress(chunks, (1, self.M, hp // 16, wp // 16))
+        return self._synthesize(y_hat, quality, (height, width))
+
+    def _synthesize(self, y_hat: torch.Tensor, quality: int, size) -> torch.Tensor:
+        dev = next(self.parameters()).device
+        x_hat = self.g_s(y_hat.to(dev) * self._gain(quality, inverse=True))
+        return x_hat[..., : size[0], : size[1]].clamp(0, 1).cpu()

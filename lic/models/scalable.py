@@ -1,0 +1,381 @@
+"""Scalable recurrent codec with quantized latents and an RNN-based hyperprior, after Su, Cheng,
+Sun, Katto, "Scalable Learned Image Compression with a Recurrent Neural Networks-Based
+Hyperprior", ICIP 2020.
+
+Like the progressive codec (Toderici 2017, :mod:`lic.models.recurrent`), a recurrent encoder
+and decoder code the residual of the previous reconstruction, one *layer* (iteration) at a
+time, one chunk per layer, and any prefix of layers decodes.  Unlike it, each layer's latent
+is a real-valued tensor quantized by rounding (additive uniform noise in training) and coded
+with a Gaussian conditional whose scales come from a hyperprior; the hyper-analysis and the
+hyper-synthesis are recurrent across layers, so what layer k's scales are predicted from
+includes everything earlier layers sent.  Quality = number of layers (1..L, L = len(lambdas)).
+
+Data flow of layer k (E, D, h_a, h_s: recurrent, states carried from layer to layer; x, x̂
+centred to [-½, ½]; γ_k / γ'_k learned per-layer, per-channel gain / inverse gain)::
+
+            ┌──────────────────────────────── x̂_{k-1} ◄───────────────────────────────────┐
+            ▼                                                                              │
+    x ─(−)─► r_{k-1} ─► E ─► y_k·γ_k ──round──► ŷ_k ─────────────────► ·γ'_k ─► D ─(+)─────► x̂_k
+                               │                 ▲ N(0, σ_k²) ⋆ U(-½, ½), scale index from
+                              |·|                │ the integer h_s  (chunk k: [len ẑ][ẑ_k][ŷ_k])
+                               └─► h_a ─► z_k ─round─► ẑ_k ─► h_s ─► log σ_k
+                                   (GRU)     factorized      (integer conv-GRU: state s_k = f(ẑ_1..ẑ_k))
+                                             prior, one
+                                             per layer
+
+E: conv 3×3/2, 3 conv-RNN cells /2, 1×1 conv to M channels (16× down); D: 1×1 conv, 4
+conv-RNN cells each followed by depth-to-space ×2, 1×1 conv, tanh/2 (the cells of
+:mod:`lic.layers.convrnn`, ``cell=``).  h_a: 3×3 conv, ReLU, a conv-GRU cell /2, 5×5
+conv /2 (z: 64× down).  h_s: two 5×5 transposed convs ×2 with ReLU, a hard conv-GRU (3×3,
+state at the latent resolution), 3×3 conv to log σ.  Inputs of any size are
+replicate-padded to a multiple of 64 and cropped back.
+
+Ablation (``hyperprior=False``, name ``su2020-rnn-factorized``): no h_a / h_s; each layer's
+ŷ_k is coded with its own factorized prior (one table per channel); chunk k is the ŷ_k stream.
+
+Determinism (how scale indexes stay identical on every machine).  ẑ_k and ŷ_k are integers.
+The scale index of every latent of layer k is a function of ẑ_1..ẑ_k only, computed in exact
+integer arithmetic: the transposed convs run in :class:`lic.layers.IntegerNetwork`, the
+recurrent cell is :class:`lic.layers.integer_rnn.IntegerConvGRU` (a GRU with hard-sigmoid
+gates and a hard-tanh candidate, whose float twin is what training sees, in fixed point:
+integer sums below 2**53 in float64, floor divisions by powers of two) and the output
+conv too; so the hidden state carried between layers is an integer tensor that encoder and
+decoder compute bit for bit alike, and log σ (in units of 2**-8) is mapped by integer
+thresholds to one of the Gaussian conditional's 64 tables.  The state never depends on the
+float image decoder (x̂), so entropy decoding cannot drift even where pixels could differ
+by rounding (another CPU type); with 1 or 2 threads the pixels are identical too
+(PyTorch's native convolution, :func:`lic.models.base.coding`).
+
+Loss (``loss=``): Σ_k λ_k·D_k + R_k, D_k the distortion after layer k, R_k the bits of layer
+k (ŷ_k and ẑ_k) per pixel; D = 255²·MSE (default) or ``MSSSIM_SCALE``·(1 − MS-SSIM).  The
+default λ = (0.01, 0.02, 0.04, 0.08) are the paper's (given for MS-SSIM there); with D =
+255²·MSE they sit in the range of Ballé's MSE λ, and ``MSSSIM_SCALE`` = 2000 (our choice) puts
+1 − MS-SSIM on a comparable scale: a typical mid-rate 1 − MS-SSIM ≈ 0.03 weighs 60, about the
+255²·MSE ≈ 65 of a 30 dB reconstruction, so the same λ give similar rates.
+
+Widths: the default (encoder 16, 32, 48, 48; decoder 48, 48, 48, 32, 16; GRU cells; M = 32
+latent channels, 32 hyper channels; 0.44 M parameters) is sized for a CPU: all 4 layers of a
+768×512 image encode in ~1.3 s and decode in ~0.8 s on one core (benchmarks/scalable_kodak.py).
+``PAPER`` holds a paper-scale configuration for GPU training (37 M parameters: the Toderici-size
+recurrent networks Su et al. build on, LSTM cells, M = 192, 128 hyper channels; our sizing, not
+numbers taken from the paper)::
+
+    lic train --model su2020-rnn-hyperprior --data DIR --out runs/su --minutes 60 \\
+        --config '{"cell": "lstm", "enc_channels": [64, 256, 512, 512], "dec_channels": [512, 512, 512, 256, 128],
+                   "latent": 192, "hyper": 128, "hyper_hidden": 192, "loss": "ms-ssim"}'
+
+(``--model su2020-rnn-factorized`` trains the ablation; ``--lambda`` sets one λ per layer.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..entropy import FactorizedPrior, GaussianConditional
+from ..entropy import gaussian as G
+from ..entropy.binary import _get_varint, _put_varint
+from ..layers import IntegerNetwork
+from ..layers.convrnn import CELLS, make_cell, pixel_shuffle
+from ..layers.integer_rnn import HardConvGRU, IntegerConvGRU, QConv
+from .base import CompressionModel, Compressed, coding, pad_to
+
+LAMBDAS = (0.01, 0.02, 0.04, 0.08)
+LOSSES = ("mse", "ms-ssim")
+MSSSIM_SCALE = 2000.0
+PAPER = {"cell": "lstm", "enc_channels": (64, 256, 512, 512), "dec_channels": (512, 512, 512, 256, 128),
+         "latent": 192, "hyper": 128, "hyper_hidden": 192}
+
+
+def _deconv(cin, cout, k=5, s=2):
+    return nn.ConvTranspose2d(cin, cout, k, stride=s, padding=k // 2, output_padding=s - 1)
+
+
+class ScalableRecurrentCodec(CompressionModel):
+    name = "su2020-rnn-hyperprior"
+    PAD = 64
+    progressive = True
+    #: trainable names (lic train --model NAME): the model and its ablation
+    variants = {"su2020-rnn-hyperprior": {}, "su2020-rnn-factorized": {"hyperprior": False}}
+
+    def __init__(self, hyperprior: bool = True, lambdas=LAMBDAS, cell: str = "gru", enc_channels=(16, 32, 48, 48),
+                 dec_channels=(48, 48, 48, 32, 16), latent: int = 32, hyper: int = 32, hyper_hidden: int = 32,
+                 kernel: int = 3, enc_hidden_kernel: int = 1, dec_hidden_kernels=(1, 1, 1, 1), loss: str = "mse"):
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell '{cell}' (choose from {', '.join(CELLS)})")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss '{loss}' (choose from {', '.join(LOSSES)})")
+        lambdas = tuple(float(v) for v in lambdas)
+        if not lambdas or any(not v > 0 for v in lambdas):
+            raise ValueError("lambdas: one positive λ per layer")
+        if any(d % 4 for d in dec_channels[1:]):
+            raise ValueError("decoder widths must be multiples of 4 (depth-to-space)")
+        self.cfg = {"hyperprior": bool(hyperprior), "lambdas": list(lambdas), "cell": cell,
+                    "enc_channels": list(enc_channels), "dec_channels": list(dec_channels), "latent": int(latent),
+                    "hyper": int(hyper), "hyper_hidden": int(hyper_hidden), "kernel": kernel,
+                    "enc_hidden_kernel": enc_hidden_kernel, "dec_hidden_kernels": list(dec_hidden_kernels),
+                    "loss": loss}
+        self.hyperprior, self.lambdas, self.loss_kind = bool(hyperprior), lambdas, loss
+        if not self.hyperprior:
+            self.name = "su2020-rnn-factorized"
+        self.layers = len(lambdas)
+        self.qualities = list(range(1, self.layers + 1))
+        self.default_quality = self.layers
+        M, N = int(latent), int(hyper)
+        self.M, self.N = M, N
+        e0, e1, e2, e3 = enc_channels
+        d0, d1, d2, d3, d4 = dec_channels
+        self.enc_stem = nn.Conv2d(3, e0, 3, 2, 1)
+        self.enc_rnn = nn.ModuleList([make_cell(cell, ci, co, kernel, 2, enc_hidden_kernel)
+                                      for ci, co in ((e0, e1), (e1, e2), (e2, e3))])
+        self.enc_out = nn.Conv2d(e3, M, 1)
+        self.dec_stem = nn.Conv2d(M, d0, 1)
+        self.dec_rnn = nn.ModuleList([make_cell(cell, ci, co, kernel, 1, hk) for ci, co, hk in
+                                      ((d0, d1, dec_hidden_kernels[0]), (d1 // 4, d2, dec_hidden_kernels[1]),
+                                       (d2 // 4, d3, dec_hidden_kernels[2]), (d3 // 4, d4, dec_hidden_kernels[3]))])
+        self.dec_out = nn.Conv2d(d4 // 4, 3, 1)
+        with torch.no_grad():  # start from small corrections (a grey first estimate)
+            self.dec_out.weight.mul_(0.1)
+            self.dec_out.bias.zero_()
+        # latents start a few quantization steps wide, finer for the later layers (larger λ)
+        init = torch.tensor([2.0 + 0.5 * math.log(l / lambdas[0]) for l in lambdas]).unsqueeze(1).repeat(1, M)
+        self.log_gain = nn.Parameter(init.clone())
+        self.log_inv_gain = nn.Parameter(-init.clone())
+        if self.hyperprior:
+            H = int(hyper_hidden)
+            self.ha_in = nn.Conv2d(M, N, 3, 1, 1)
+            self.ha_cell = make_cell("gru", N, N, 3, 2, 1)
+            self.ha_out = nn.Conv2d(N, N, 5, 2, 2)
+            self.hs_up = nn.Sequential(_deconv(N, N), nn.ReLU(), _deconv(N, N), nn.ReLU())
+            self.hs_cell = HardConvGRU(N, H, 3, 3)
+            self.hs_out = nn.Conv2d(H, M, 3, 1, 1)
+            self.z_priors = nn.ModuleList([FactorizedPrior(N) for _ in lambdas])
+            self.y_cond = GaussianConditional()
+            self.hs_int_up = IntegerNetwork([m for m in self.hs_up if not isinstance(m, nn.ReLU)])
+            self.hs_int_cell = IntegerConvGRU(self.hs_cell)
+            self.hs_int_out = QConv(self.hs_out)
+            self.register_buffer("scale_thresholds", torch.zeros(0, dtype=torch.int64))
+            self.register_buffer("hs_int_of", torch.zeros(32, dtype=torch.uint8))
+        else:
+            self.y_priors = nn.ModuleList([FactorizedPrior(M) for _ in lambdas])
+
+    def config(self) -> dict:
+        return {"arch": "ScalableRecurrentCodec", **self.cfg}
+
+    def rate_label(self, quality: int) -> str:
+        return f"{quality} layers"
+
+    # -- one layer --------------------------------------------------------------
+    def _gain(self, k: int, inverse: bool = False) -> torch.Tensor:
+        g = (self.log_inv_gain if inverse else self.log_gain)[k]
+        return torch.exp(g).view(1, -1, 1, 1)
+
+    def _encode_step(self, r: torch.Tensor, states: list, k: int) -> torch.Tensor:
+        e = self.enc_stem(r)
+        for i, cell in enumerate(self.enc_rnn):
+            e, states[i] = cell(e, states[i])
+        return self.enc_out(e).float() * self._gain(k)
+
+    def _decode_step(self, y_hat: torch.Tensor, states: list, x_hat: torch.Tensor | None, k: int) -> torch.Tensor:
+        d = self.dec_stem(y_hat * self._gain(k, inverse=True))
+        for i, cell in enumerate(self.dec_rnn):
+            d, states[i] = cell(d, states[i])
+            d = pixel_shuffle(d)
+        out = torch.tanh(self.dec_out(d).float()) / 2  # x̂ accumulates in fp32, also under bf16 autocast
+        return out if x_hat is None else x_hat + out
+
+    def _hyper_analysis(self, y: torch.Tensor, state):
+        a = F.relu(self.ha_in(torch.abs(y)))
+        a, state = self.ha_cell(a, state)
+        return self.ha_out(a), state
+
+    def _hyper_synthesis(self, z_hat: torch.Tensor, state):
+        """Float twin of the integer path (training): log σ and the new state."""
+        h, _ = self.hs_cell(self.hs_up(z_hat), state)
+        return self.hs_out(h), h
+
+    def _scale_step(self, z_hat: torch.Tensor, state):
+        """Integer path: scale-table index of every latent of this layer, and the new integer state."""
+        u = self.hs_int_up(z_hat).clamp_min(0)  # the ReLU after the second transposed conv
+        state = self.hs_int_cell(u, state)
+        t = self.hs_int_out(state).to(torch.int64)  # log σ in units of 2**-A_BITS
+        return torch.bucketize(t, self.scale_thresholds.cpu(), right=True), state
+
+    # -- training / estimation ----------------------------------------------------
+    def forward(self, x: torch.Tensor, quality: int | None = None) -> dict:
+        """``quality`` = layers (default all).  ``x_hats``: the reconstruction after every layer;
+        likelihoods ``y1, z1, y2, z2, ...``.  In eval mode with current tables the Gaussian
+        scales are those the coder uses (integer path)."""
+        n = self.layers if quality is None else int(quality)
+        h, w = x.shape[-2:]
+        xp = pad_to(x, self.PAD) - 0.5
+        exact = not self.training and self.tables_current()
+        enc_states, dec_states = [None] * 3, [None] * 4
+        ha_state = hs_state = None
+        x_hat, x_hats, liks = None, [], {}
+        for k in range(n):
+            r = xp if x_hat is None else xp - x_hat
+            y = self._encode_step(r, enc_states, k)
+            with torch.autocast(x.device.type, enabled=False):  # entropy models in fp32
+                if self.hyperprior:
+                    z, ha_state = self._hyper_analysis(y, ha_state)
+                    z_hat, liks[f"z{k + 1}"] = self.z_priors[k](z.float())
+                    if exact:
+                        idx, hs_state = self._scale_step(z_hat, hs_state)
+                        scale = self.y_cond.table_scales.cpu()[idx].to(y.device)
+                    else:
+                        log_s, hs_state = self._hyper_synthesis(z_hat, hs_state)
+                        scale = torch.exp(log_s.float().clamp(math.log(G.SCALE_MIN) - 1, math.log(G.SCALE_MAX) + 1))
+                    y_hat, liks[f"y{k + 1}"] = self.y_cond(y, scale)
+                else:
+                    y_hat, liks[f"y{k + 1}"] = self.y_priors[k](y)
+            x_hat = self._decode_step(y_hat, dec_states, x_hat, k)
+            x_hats.append(x_hat)
+        x_hats = [(v + 0.5)[..., :h, :w] for v in x_hats]
+        return {"x_hat": x_hats[-1], "x_hats": x_hats, "likelihoods": liks}
+
+    def training_quality(self, rng) -> int:
+        return self.layers  # the loss covers every layer (every rate) at once
+
+    def training_loss(self, x: torch.Tensor, out: dict, quality: int):
+        """(loss, bpp, mse): Σ_k λ_k·D_k + R_k (R = all layers' bits per pixel)."""
+        x = x.float()
+        dist = x.new_zeros(())
+        for lam, x_hat in zip(self.lambdas, out["x_hats"]):
+            x_hat = x_hat.float()
+            if self.loss_kind == "mse":
+                d = 255.0 ** 2 * F.mse_loss(x_hat, x)
+            else:
+                from .recurrent import _ms_ssim
+
+                d = MSSSIM_SCALE * (1 - _ms_ssim(x_hat, x))
+            dist = dist + lam * d
+        n_pix = x.shape[0] * x.shape[2] * x.shape[3]
+        bpp = sum(-torch.log2(l.float()).sum() for l in out["likelihoods"].values()) / n_pix
+        mse = F.mse_loss(out["x_hat"].float().clamp(0, 1), x)
+        return dist + bpp, bpp, mse
+
+    # -- coding tables ------------------------------------------------------------
+    def _hs_layers(self):
+        return [m for m in self.hs_up if not isinstance(m, nn.ReLU)] + [self.hs_cell.conv_x, self.hs_cell.conv_h,
+                                                                       self.hs_cell.conv_c, self.hs_out]
+
+    def _hs_fingerprint(self) -> torch.Tensor:
+        h = hashlib.sha256()
+        for m in self._hs_layers():
+            h.update(m.weight.detach().cpu().float().numpy().tobytes())
+            if m.bias is not None:
+                h.update(m.bias.detach().cpu().float().numpy().tobytes())
+        return torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8).clone()
+
+    def tables_current(self) -> bool:
+        if not self.hyperprior:
+            return all(p.tables_current() for p in self.y_priors)
+        return (all(p.tables_current() for p in self.z_priors) and self.y_cond.tables_current()
+                and self.scale_thresholds.numel() > 0
+                and bool(torch.equal(self.hs_int_of.cpu(), self._hs_fingerprint())))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        if not self.hyperprior:
+            for p in self.y_priors:
+                p.update()
+            return
+        for p in self.z_priors:
+            p.update()
+        self.y_cond.update()
+        try:
+            self.hs_int_up.load_from([m for m in self.hs_up if not isinstance(m, nn.ReLU)])
+            self.hs_int_cell.load_from(self.hs_cell)
+            self.hs_int_out.load_from(self.hs_out)
+        except ValueError as exc:
+            from ..errors import ModelError
+
+            raise ModelError(f"cannot build the integer hyper-synthesis: {exc}") from None
+        from ..layers.integer import A_BITS
+
+        thr = [math.floor(t * 2 ** A_BITS) for t in G.log_scale_thresholds()]
+        self.scale_thresholds = torch.tensor(thr, dtype=torch.int64, device=self.log_gain.device)
+        self.hs_int_of = self._hs_fingerprint().to(self.log_gain.device)
+
+    # -- coding -------------------------------------------------------------------
+    @coding
+    def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False) -> Compressed:
+        """``quality`` layers, one chunk each.  With ``reconstruct``: ``x_hat`` and, in
+        ``extra["x_hats"]``, the reconstruction after every layer (what a decoder of the first
+        k chunks gives, bit for bit)."""
+        self.check_quality(quality)
+        self.ensure_tables()
+        dev = self.log_gain.device
+        h, w = x.shape[-2:]
+        xp = pad_to(x.to(dev), self.PAD) - 0.5
+        enc_states, dec_states = [None] * 3, [None] * 4
+        ha_state = hs_state = None
+        x_hat, x_hats, chunks = None, [], []
+        ideal, hyper_bits, indexes = [], [], []
+        for k in range(quality):
+            r = xp if x_hat is None else xp - x_hat
+            y = self._encode_step(r, enc_states, k)
+            y_hat = torch.round(y)
+            if self.hyperprior:
+                z, ha_state = self._hyper_analysis(y, ha_state)
+                z_hat = torch.round(z)
+                idx, hs_state = self._scale_step(z_hat, hs_state)
+                zb = self.z_priors[k].compress(z_hat)
+                chunks.append(_put_varint(len(zb)) + zb + self.y_cond.compress(y_hat, idx))
+                hyper_bits.append(self.z_priors[k].table_bits(z_hat))
+                ideal.append(hyper_bits[-1] + self.y_cond.table_bits(y_hat, idx))
+                indexes.append(idx)
+            else:
+                chunks.append(self.y_priors[k].compress(y_hat))
+                hyper_bits.append(0.0)
+                ideal.append(self.y_priors[k].table_bits(y_hat))
+            x_hat = self._decode_step(y_hat, dec_states, x_hat, k)
+            x_hats.append(x_hat)
+        out = Compressed(chunks)
+        out.extra.update({"table_bits": float(sum(ideal)), "layer_table_bits": ideal, "layer_hyper_bits": hyper_bits,
+                          "layer_bits": [8 * len(c) for c in chunks], "scale_indexes": indexes})
+        if reconstruct:
+            out.extra["x_hats"] = [self._crop(v, h, w) for v in x_hats]
+            out.x_hat = out.extra["x_hats"][-1]
+        return out
+
+    @staticmethod
+    def _crop(x_hat: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        return (x_hat[..., :h, :w] + 0.5).clamp(0, 1).cpu()
+
+    @coding
+    def decompress(self, chunks: list[bytes], height: int, width: int, quality: int, params: bytes = b"") -> torch.Tensor:
+        """Decodes however many chunks it gets (1 ≤ k ≤ quality): the image after k layers."""
+        from ..errors import FormatError
+
+        self.check_quality(quality)
+        if not chunks:
+            raise FormatError("truncated .lic file: not even the first layer is complete")
+        if len(chunks) > quality:
+            raise FormatError(f"corrupt .lic file: {len(chunks)} data chunks for {quality} layers")
+        self.ensure_tables()
+        dev = self.log_gain.device
+        hp, wp = -(-height // self.PAD) * self.PAD, -(-width // self.PAD) * self.PAD
+        dec_states = [None] * 4
+        hs_state = x_hat = None
+        for k, c in enumerate(chunks):
+            if self.hyperprior:
+                n, pos = _get_varint(c, 0)
+                if pos + n > len(c):
+                    raise FormatError(f"corrupt .lic file: layer {k + 1} is shorter than its hyper-latents")
+                z_hat = self.z_priors[k].decompress(c[pos:pos + n], (1, self.N, hp // 64, wp // 64))
+                idx, hs_state = self._scale_step(z_hat, hs_state)
+                y_hat = self.y_cond.decompress(c[pos + n:], idx)
+            else:
+                y_hat = self.y_priors[k].decompress(c, (1, self.M, hp // 16, wp // 16))
+            x_hat = self._decode_step(y_hat.to(dev), dec_states, x_hat, k)
+        return self._crop(x_hat, height, width)
+
+
+__all__ = ["ScalableRecurrentCodec", "LAMBDAS", "LOSSES", "PAPER", "MSSSIM_SCALE"]

@@ -1,0 +1,337 @@
+"""The scalable recurrent codec with an RNN hyperprior (Su et al. 2020) and its factorized-prior
+ablation: prefixes, truncation, determinism of the scale indexes, size vs estimate, rate
+control, training.  Tiny models only (CPU, seconds)."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import lic
+from lic import codec, container, metrics, ratecontrol, zoo
+from lic.cli import main
+from lic.errors import FormatError, InputError, ModelError
+from lic.imageio import from_tensor, prepare, to_tensor
+from lic.models import ScalableRecurrentCodec, build
+
+TINY = {"lambdas": [0.01, 0.02, 0.04, 0.08], "enc_channels": [8, 8, 16, 16], "dec_channels": [16, 16, 16, 8, 8],
+        "latent": 8, "hyper": 8, "hyper_hidden": 8}
+VARIANTS = {"hyper": True, "flat": False}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    d = tmp_path_factory.mktemp("scalable")
+    out = {}
+    for key, hp in VARIANTS.items():
+        torch.manual_seed(0)
+        m = ScalableRecurrentCodec(hyperprior=hp, **TINY).eval()
+        out[key] = d / f"tiny-{key}.safetensors"
+        zoo.save_weights(m, out[key], name=f"tiny-su-{key}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def models(weights):
+    return {k: zoo.load_weights(p) for k, p in weights.items()}
+
+
+@pytest.fixture(scope="module")
+def image(photos):
+    return photos["astronaut"].crop((40, 20, 123, 81))  # 83×61: not a multiple of 64
+
+
+def boundaries(data: bytes) -> list[int]:
+    """File offsets just after each chunk."""
+    f = container.read(data)
+    hb = f.header.pack()
+    pos = len(container.MAGIC) + 1 + len(container._put_varint(len(hb))) + len(hb) + 4
+    out = []
+    for c in f.chunks:
+        pos += 1 + len(container._put_varint(len(c.data))) + len(c.data) + 4
+        out.append(pos)
+    assert out[-1] == len(data)
+    return out
+
+
+def reconstructions(model, img, n):
+    comp = model.compress(to_tensor(prepare(img).rgb), n, reconstruct=True)
+    return comp, [from_tensor(x) for x in comp.extra["x_hats"]]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_prefix_decodes_to_the_encoders_reconstruction(models, image, variant):
+    m = models[variant]
+    n = m.qualities[-1]
+    assert n == 4 and m.progressive
+    data = lic.compress(image, model=m, quality=n)
+    comp, recs = reconstructions(m, image, n)
+    assert container.read(data).model_chunks() == comp.chunks
+    ends = boundaries(data)
+    x = to_tensor(prepare(image).rgb)
+    for k in range(1, n + 1):
+        by_layers = np.asarray(codec.decode(data, model=m, layers=k))
+        assert np.array_equal(by_layers, recs[k - 1]), k
+        assert torch.equal(m.decompress(comp.chunks[:k], *x.shape[-2:], n), comp.extra["x_hats"][k - 1])
+        cut = data[:ends[k - 1]]  # a file cut at a chunk boundary (head -c N)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert np.array_equal(np.asarray(codec.decode(cut, model=m)), by_layers), k
+        assert (k < n) == any("truncated" in str(w.message) for w in caught)
+        # the same chunks as compressing k layers in the first place
+        assert container.read(lic.compress(image, model=m, quality=k)).model_chunks() == comp.chunks[:k]
+    assert np.array_equal(np.asarray(lic.decompress(data, model=m, layers=99)), recs[-1])
+    psnrs = [metrics.psnr(np.asarray(image), r) for r in recs]
+    assert all(np.isfinite(psnrs))
+
+
+def test_truncated_and_corrupted_files(models, weights, image, tmp_path, capsys):
+    m = models["hyper"]
+    data = lic.compress(image, model=m, quality=4)
+    ends = boundaries(data)
+    full2 = np.asarray(codec.decode(data, model=m, layers=2))
+    for cut in (ends[1] + 1, ends[1] + 5, ends[2] - 3, ends[2] - 1):
+        with pytest.warns(UserWarning, match="truncated file: decoding the 2 complete"):
+            assert np.array_equal(np.asarray(codec.decode(data[:cut], model=m)), full2)
+    with pytest.raises(FormatError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            codec.decode(data[:ends[0] - 2], model=m)
+    bad = bytearray(data)
+    bad[(ends[1] + ends[2]) // 2] ^= 0x10
+    with pytest.raises(FormatError, match="checksum mismatch in chunk 3"):
+        codec.decode(bytes(bad), model=m)
+    with pytest.raises(ModelError):
+        codec.decode(data, model=m, layers=0)
+    with pytest.raises(ModelError):
+        lic.compress(image, model=m, quality=5)
+    # chunks that do not belong here: one-line errors, never a crash
+    for chunks in ([b"\x05"], [b"\x04abc"], [], [b"\x00"] * 5):
+        with pytest.raises(FormatError):
+            m.decompress(chunks, 16, 16, 4)
+    with pytest.raises(FormatError):
+        models["flat"].decompress([b"abc"], 16, 16, 4)
+    # through the CLI: a cut file decodes its complete layers with a warning, a corrupt one is refused
+    src, cutf, badf = tmp_path / "cut.lic", tmp_path / "cut.png", tmp_path / "bad.lic"
+    src.write_bytes(data[:ends[2] + 7])
+    assert main(["decompress", str(src), "-o", str(cutf), "--model", str(weights["hyper"]), "--quiet"]) == 0
+    assert "truncated file: decoding the 3 complete layers" in capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(cutf)), np.asarray(codec.decode(data, model=m, layers=3)))
+    badf.write_bytes(bytes(bad))
+    assert main(["decompress", str(badf), "-o", str(tmp_path / "b.png"), "--model", str(weights["hyper"])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checksum mismatch" in err[0]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 17), (65, 33)])
+def test_any_size(models, size):
+    w, h = size
+    rng = np.random.default_rng(w * 100 + h)
+    img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    for m in models.values():
+        data = lic.compress(img, model=m, quality=3)
+        _, recs = reconstructions(m, img, 3)
+        for k in (1, 3):
+            dec = lic.decompress(data, model=m, layers=k)
+            assert dec.size == (w, h) and np.array_equal(np.asarray(dec), recs[k - 1])
+
+
+def test_ablation_has_no_hyper_stream_and_another_structure(models, image):
+    hyp, flat = models["hyper"], models["flat"]
+    assert hyp.name == "su2020-rnn-hyperprior" and flat.name == "su2020-rnn-factorized"
+    assert build(flat.config()).config() == flat.config() and flat.config()["hyperprior"] is False
+    assert not any(k.startswith(("hs_", "ha_", "z_priors", "y_cond")) for k in flat.state_dict())
+    assert any(k.startswith("hs_int_cell") for k in hyp.state_dict())
+    x = to_tensor(prepare(image).rgb)
+    ch, cf = hyp.compress(x, 4), flat.compress(x, 4)
+    assert all(b > 0 for b in ch.extra["layer_hyper_bits"]) and cf.extra["layer_hyper_bits"] == [0.0] * 4
+    from lic.entropy.binary import _get_varint
+
+    for c in ch.chunks:  # [varint: ẑ bytes][ẑ stream][ŷ stream], streams of 32-bit words
+        n, pos = _get_varint(c, 0)
+        assert n % 4 == 0 and 0 < n < len(c) - pos and (len(c) - pos - n) % 4 == 0
+    assert all(len(c) % 4 == 0 for c in cf.chunks)  # the ŷ stream alone
+    with torch.no_grad():
+        assert set(hyp(x)["likelihoods"]) == {f"{v}{k}" for v in "yz" for k in range(1, 5)}
+        assert set(flat(x)["likelihoods"]) == {f"y{k}" for k in range(1, 5)}
+
+
+def test_payload_matches_the_models_estimate(models, photos):
+    img = photos["coffee"]
+    x = to_tensor(prepare(img).rgb)
+    for m in models.values():
+        comp = m.compress(x, 4)
+        with torch.no_grad():
+            out = m(x)
+        for k in range(4):
+            est = sum(-torch.log2(v.double()).sum().item() for key, v in out["likelihoods"].items()
+                      if key[1:] == str(k + 1))
+            real = 8 * len(comp.chunks[k])
+            ideal = comp.extra["layer_table_bits"][k]
+            assert comp.extra["layer_bits"][k] == real
+            assert abs(real - ideal) <= 0.005 * ideal + 8 * 16, (k, real, ideal)  # + words and the length varint
+            assert abs(real - est) <= 0.01 * est + 8 * 16, (k, real, est)
+
+
+def test_integer_gru_tracks_the_float_one_and_is_exact():
+    from lic.layers.integer_rnn import HardConvGRU, IntegerConvGRU
+
+    torch.manual_seed(3)
+    cell = HardConvGRU(6, 5, 3, 3)
+    icell = IntegerConvGRU(cell)
+    icell.load_from(cell)
+    h = hi = None
+    for _ in range(4):
+        x = torch.rand(1, 6, 9, 11) * 2
+        with torch.no_grad():
+            h, _ = cell(x, h)
+        hi = icell(torch.floor(x * 256), hi)
+        assert torch.equal(hi, torch.round(hi)) and hi.abs().max() <= 256
+        assert (hi / 256 - h).abs().max() < 0.05
+
+
+DETERMINISM = r"""
+import sys, hashlib, numpy as np, torch
+torch.set_num_threads(int(sys.argv[1]))
+import lic
+from lic.imageio import prepare, to_tensor
+from skimage import data
+from PIL import Image
+img = Image.fromarray(np.ascontiguousarray(data.astronaut()[100:170, 50:160]))
+m = lic.load_model(sys.argv[2])
+out = []
+m.update()  # tables and integer hyper-synthesis rebuilt from the weights in this process
+for k, v in sorted(m.state_dict().items()):
+    if not v.is_floating_point():
+        out.append(k + "=" + hashlib.sha256(v.contiguous().numpy().tobytes()).hexdigest()[:16])
+comp = m.compress(to_tensor(prepare(img).rgb), 4)
+out.append(hashlib.sha256(b"".join(i.numpy().astype("int64").tobytes() for i in comp.extra["scale_indexes"])).hexdigest())
+b = lic.compress(img, model=m, quality=4)
+out.append(hashlib.sha256(b).hexdigest())
+for k in (1, 2, 4):
+    out.append(hashlib.sha256(np.asarray(lic.decompress(b, model=m, layers=k)).tobytes()).hexdigest())
+print(" ".join(out))
+"""
+
+
+def test_same_tables_indexes_file_and_image_whatever_the_thread_count(weights):
+    runs = [subprocess.run([sys.executable, "-c", DETERMINISM, str(n), str(weights["hyper"])], capture_output=True,
+                           text=True, check=True) for n in (1, 2)]
+    assert "scale_thresholds=" in runs[0].stdout and "hs_int_cell.conv_x.w=" in runs[0].stdout
+    assert runs[0].stdout == runs[1].stdout
+
+
+def test_rate_control_hits_its_targets(models, weights, image, tmp_path, capsys):
+    m = models["hyper"]
+    cands = ratecontrol.candidates(image, m)
+    assert [c.quality for c in cands] == [1, 2, 3, 4]
+    px = image.size[0] * image.size[1]
+    assert [len(c.data) for c in cands] == sorted(len(c.data) for c in cands)
+    for k, c in enumerate(cands):
+        f = container.read(c.data)
+        assert not f.truncated and f.header.quality == c.quality
+        ch = ratecontrol.choose(cands, bpp=c.bpp)
+        assert ch.chosen.quality == k + 1 and ch.chosen.bpp <= c.bpp
+        if k:
+            assert ratecontrol.choose(cands, bpp=c.bpp - 1e-9).chosen.quality == k
+        ch = ratecontrol.choose(cands, psnr=c.psnr)
+        assert ch.reached and ch.chosen.psnr >= c.psnr and all(o.psnr < c.psnr for o in cands[:ch.chosen.quality - 1])
+    with pytest.raises(InputError, match="below the smallest file"):
+        ratecontrol.choose(cands, bpp=cands[0].bpp * 0.99)
+    budget = (cands[1].bpp + cands[2].bpp) / 2
+    data = lic.compress(image, model=m, bpp=budget)
+    assert 8 * len(data) / px <= budget and container.read(data).header.quality == 2
+    dec = np.asarray(lic.decompress(data, model=m))
+    assert metrics.psnr(np.asarray(image), dec) == pytest.approx(cands[1].psnr)
+    target = cands[2].psnr
+    data = lic.compress(image, model=m, psnr=target)
+    assert metrics.psnr(np.asarray(image), np.asarray(lic.decompress(data, model=m))) >= target
+    assert container.read(lic.compress(image, model=m, iterations=3)).header.quality == 3
+    # the CLI: --bpp, --psnr, --layers, and decompress --layers
+    src, out = tmp_path / "in.png", tmp_path / "a.lic"
+    image.save(src)
+    w = str(weights["hyper"])
+    assert main(["compress", str(src), "-o", str(out), "--model", w, "--bpp", str(cands[2].bpp)]) == 0
+    assert "3 iterations" in capsys.readouterr().out and 8 * out.stat().st_size / px <= cands[2].bpp
+    assert main(["compress", str(src), "-o", str(out), "-f", "--model", w, "--psnr", "300"]) == 0
+    assert "not reached" in capsys.readouterr().out and container.read(out.read_bytes()).header.quality == 4
+    assert main(["compress", str(src), "-o", str(out), "-f", "--model", w, "--layers", "4", "--quiet"]) == 0
+    png = tmp_path / "a.png"
+    assert main(["decompress", str(out), "-o", str(png), "--model", w, "--layers", "2", "--quiet"]) == 0
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(codec.decode(out.read_bytes(), model=m, layers=2)))
+    assert main(["compress", str(src), "-o", str(out), "-f", "--model", w, "--bpp", "0.0001"]) == 2
+    assert main(["compress", str(src), "-o", str(out), "-f", "--model", w, "-q", "2", "--psnr", "30"]) == 2
+
+
+def _train_steps(cfg, steps=3, size=40):
+    torch.manual_seed(0)
+    m = ScalableRecurrentCodec(**cfg).train()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    x = torch.rand(2, 3, size, size)
+    losses = []
+    for _ in range(steps):
+        q = m.training_quality(None)
+        out = m(x, q)
+        assert len(out["x_hats"]) == q == len(cfg.get("lambdas", TINY["lambdas"]))
+        loss, bpp, mse = m.training_loss(x, out, q)
+        opt.zero_grad()
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+        opt.step()
+        losses.append((loss.item(), bpp.item(), mse.item()))
+    assert np.isfinite(losses).all()
+    return m
+
+
+@pytest.mark.parametrize("loss", ["mse", "ms-ssim"])
+@pytest.mark.parametrize("hyperprior", [True, False])
+def test_training_steps_then_coding(loss, hyperprior):
+    m = _train_steps({**TINY, "loss": loss, "hyperprior": hyperprior}).eval()
+    assert not m.tables_current()  # the weights moved: compress rebuilds the tables itself
+    x = torch.rand(1, 3, 21, 35)
+    comp = m.compress(x, 4, reconstruct=True)
+    assert m.tables_current()
+    assert torch.equal(m.decompress(comp.chunks, 21, 35, 4), comp.x_hat)
+    assert torch.equal(m.decompress(comp.chunks[:1], 21, 35, 4), comp.extra["x_hats"][0])
+
+
+def test_bad_configurations():
+    for bad in ({"cell": "nonesuch"}, {"loss": "l1"}, {"lambdas": []}, {"lambdas": [0.01, -1]},
+                {"dec_channels": [16, 15, 16, 8, 8]}):
+        with pytest.raises(ValueError):
+            ScalableRecurrentCodec(**{**TINY, **bad})
+
+
+@pytest.mark.parametrize("name", ["su2020-rnn-hyperprior", "su2020-rnn-factorized"])
+def test_lic_train_saves_a_working_scalable_model(tmp_path, photos, name):
+    data = tmp_path / "data"
+    data.mkdir()
+    for n, img in photos.items():
+        img.save(data / f"{n}.png")
+    out = tmp_path / "run"
+    cfg = {k: v for k, v in TINY.items() if k != "lambdas"}
+    assert main(["train", "--model", name, "--data", str(data), "--out", str(out), "--steps", "2", "--batch", "2",
+                 "--crop", "32", "--workers", "0", "--quiet", "--log-every", "1", "--lambda", "0.01", "0.02", "0.04",
+                 "0.08", "0.16", "--config", json.dumps(cfg)]) == 0
+    log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and all(np.isfinite(r["loss"]) for r in log)
+    model = lic.load_model(str(out / "model.safetensors"))
+    assert model.lic_name == name and model.qualities == [1, 2, 3, 4, 5]
+    assert model.config()["hyperprior"] == (name == "su2020-rnn-hyperprior")
+    img = photos["coffee"].crop((0, 0, 50, 40))
+    b = lic.compress(img, model=model, quality=5)
+    assert lic.decompress(b, model=model).size == (50, 40)
+    assert lic.decompress(b, model=model, layers=1).size == (50, 40)
