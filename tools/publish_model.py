@@ -28,26 +28,33 @@ from lic import zoo  # noqa: E402
 from lic.models import build  # noqa: E402
 
 
-def card(name: str, model, train: dict, kodak: dict | None) -> str:
+def _intro(model) -> list[str]:
+    """Paper and architecture, from the model: the hyperprior's text, else its module docstring's first paragraph."""
     cfg = model.config()
-    lines = [f"# Model card: `{name}`", "",
-             "Ballé, Minnen, Singh, Hwang, Johnston, *Variational image compression with a scale hyperprior*, "
-             "ICLR 2018 — GDN transforms, scale hyperprior, factorized prior on the hyper-latents — with per-channel "
-             "gain vectors (Cui et al., CVPR 2021) so that one network serves every quality level. MSE-optimized.", "",
-             "## Architecture", "",
-             f"N = {cfg['N']}, M = {cfg['M']}; qualities 1..{len(cfg['lambdas'])} with "
-             f"λ = {', '.join(f'{l:g}' for l in cfg['lambdas'])} (loss λ·255²·MSE + bpp). fp16 weights, integer coding "
-             "tables and the integer hyper-synthesis are stored in the safetensors file.", "",
-             "## Training", ""]
-    for k, v in train.items():
-        lines.append(f"- **{k}**: {v}")
-    if kodak:
-        lines += ["", "## Kodak (24 images, real entropy-coded files)", "",
-                  f"Measured with `{kodak['command']}` ({kodak['threads']} threads, torch {kodak['torch']}, "
-                  f"{kodak['cpu']}); peak memory by {kodak['memory_method']}.", "",
-                  "| quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | file vs estimate | encode s | decode s | "
-                  "decoded = encoder's |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+    if cfg.get("arch") == "ScaleHyperprior":
+        return ["Ballé, Minnen, Singh, Hwang, Johnston, *Variational image compression with a scale hyperprior*, "
+                "ICLR 2018 — GDN transforms, scale hyperprior, factorized prior on the hyper-latents — with per-channel "
+                "gain vectors (Cui et al., CVPR 2021) so that one network serves every quality level. MSE-optimized.", "",
+                "## Architecture", "",
+                f"N = {cfg['N']}, M = {cfg['M']}; qualities 1..{len(cfg['lambdas'])} with "
+                f"λ = {', '.join(f'{l:g}' for l in cfg['lambdas'])} (loss λ·255²·MSE + bpp). fp16 weights, integer "
+                "coding tables and the integer hyper-synthesis are stored in the safetensors file.", ""]
+    doc = (sys.modules[type(model).__module__].__doc__ or "").strip().split("\n\n")[0]
+    n_params = sum(p.numel() for p in model.parameters())
+    return [" ".join(doc.split()), "",
+            "## Architecture", "",
+            f"`{type(model).__name__}` ({n_params / 1e6:.2f} M parameters), configuration:", "",
+            "```json", json.dumps(cfg), "```", "",
+            "fp16 weights and the integer coding tables are stored in the safetensors file.", ""]
+
+
+def _kodak_rows(kodak: dict) -> list[str]:
+    if "qualities" in kodak:  # benchmarks/kodak_rd.py
+        lines = [f"Measured with `{kodak['command']}` ({kodak['threads']} threads, torch {kodak['torch']}, "
+                 f"{kodak['cpu']}); peak memory by {kodak['memory_method']}.", "",
+                 "| quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | file vs estimate | encode s | decode s | "
+                 "decoded = encoder's |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for q, v in kodak["qualities"].items():
             lines.append(f"| {q} | {v['bpp']:.4f} | {v['psnr']:.2f} | {v['ms_ssim']:.4f} | {v['ms_ssim_db']:.2f} | "
                          f"{v['payload_vs_estimate_pct']:+.2f} % | {v['encode_s']:.3f} | {v['decode_s']:.3f} | "
@@ -58,6 +65,28 @@ def card(name: str, model, train: dict, kodak: dict | None) -> str:
                 lines.append(f"- {k}: not defined ({v.get('why')})")
             else:
                 lines.append(f"- {k}: {v['bd_rate_pct']:+.1f} % over {v['psnr_range'][0]:.2f}–{v['psnr_range'][1]:.2f} dB")
+        return lines
+    # benchmarks/recurrent_kodak.py: one row per iteration (the real prefix file of the same encode)
+    env = kodak.get("env", {})
+    lines = [f"Measured with `python benchmarks/recurrent_kodak.py --weights ...` on {kodak['images']} images "
+             f"({env.get('threads')} threads, torch {env.get('torch')}, {env.get('cpu')}). bpp from the real prefix "
+             "files (header included); bits without entropy coding are the binarizer's 32 per 16×16 block.", "",
+             "| iterations | bpp | PSNR (dB) | MS-SSIM | bits coded / raw |", "|---|---|---|---|---|"]
+    for k, v in kodak["iterations"].items():
+        lines.append(f"| {k} | {v['bpp']:.4f} | {v['psnr']:.2f} | {v['ms_ssim']:.4f} | {v['coded_vs_raw']:.3f} |")
+    if kodak.get("timing"):
+        lines += [""] + [f"- {k} iterations: encode {t['encode_s']:.2f} s, decode {t['decode_s']:.2f} s per image"
+                         for k, t in kodak["timing"].items()]
+    return lines
+
+
+def card(name: str, model, train: dict, kodak: dict | None) -> str:
+    lines = [f"# Model card: `{name}`", "", *_intro(model), "## Training", ""]
+    for k, v in train.items():
+        lines.append(f"- **{k}**: {v}")
+    if kodak:
+        lines += ["", "## Kodak (24 images, real entropy-coded files)" if kodak.get("images", 24) == 24
+                  else f"## Kodak ({kodak['images']} images, real entropy-coded files)", "", *_kodak_rows(kodak)]
     return "\n".join(lines) + "\n"
 
 
@@ -81,8 +110,9 @@ def main() -> int:
     kodak = json.loads(Path(args.kodak).read_text()) if args.kodak else None
     extra = {"train": train}
     if kodak:
+        points = kodak.get("qualities") or kodak["iterations"]
         extra["kodak"] = {q: {"bpp": round(v["bpp"], 4), "psnr": round(v["psnr"], 2), "ms_ssim": round(v["ms_ssim"], 4)}
-                          for q, v in kodak["qualities"].items()}
+                          for q, v in points.items()}
     text = card(args.name, model, train, kodak)
     out = zoo.WEIGHTS_DIR / f"{args.name}.safetensors"
     digest = zoo.save_weights(model, out, name=args.name, card=text, extra=extra)
