@@ -73,8 +73,29 @@ def main() -> int:
         if table.exists():
             lines += [table.read_text(), ""]
     (ROOT / "docs" / "kodak.md").write_text("\n".join(lines))
-    print(f"written: {ROOT / 'docs' / 'kodak.md'} and {docs}/")
+    _readme_block(docs, models)
+    print(f"written: {ROOT / 'docs' / 'kodak.md'}, {docs}/ and the Kodak block of README.md")
     return 0
+
+
+BEGIN, END = "<!-- kodak:begin (written by benchmarks/kodak_docs.py) -->", "<!-- kodak:end -->"
+
+
+def _readme_block(docs: Path, models: list[str]) -> None:
+    """The README's Kodak section: the PSNR plot and BD-rate table, between the two markers."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        print("kodak_docs: README.md has no Kodak markers; left as it is", file=sys.stderr)
+        return
+    table = (docs / "psnr" / "bdrate.md").read_text().strip() if (docs / "psnr" / "bdrate.md").exists() else ""
+    block = [BEGIN, "",
+             f"24 Kodak images, real files, RGB PSNR; lic models: {', '.join(models)}; JPEG 4:2:0 is the anchor; "
+             "`*` = published curves. MS-SSIM and more in [docs/kodak.md](docs/kodak.md); regenerate with "
+             "`python benchmarks/kodak_docs.py`.", "",
+             "![Kodak RD, PSNR](docs/kodak/psnr/rd_psnr.svg)", "", table, "", END]
+    head, rest = text.split(BEGIN, 1)
+    readme.write_text(head + "\n".join(block) + rest.split(END, 1)[1])
 
 
 if __name__ == "__main__":
