@@ -53,31 +53,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..container import _get_varint as _container_get_varint
+from ..container import _put_varint  # noqa: F401 (one varint format in lic)
 from ..errors import FormatError
 from . import coder
 from . import tables as T
 
 
-def _put_varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _get_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 35:
-            raise FormatError("corrupt .lic file: bad sub-stream table in a data chunk")
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n, pos
-        shift += 7
+    """The container's varint, read inside a data chunk (sub-stream lengths)."""
+    try:
+        return _container_get_varint(buf, pos)
+    except (EOFError, FormatError):
+        raise FormatError("corrupt .lic file: bad sub-stream table in a data chunk") from None
 
 
 class BinaryContextModel(nn.Module):

@@ -84,3 +84,26 @@ class IntegerNetwork(nn.Module):
             else:
                 x = x.clamp(-A_MAX + 1, A_MAX - 1)
         return x
+
+
+def fingerprint(layers) -> torch.Tensor:
+    """SHA-256 of the float weights (and biases) of ``layers``, as 32 uint8: stored beside an integer
+    copy of those layers, so a model can tell that its integer network is stale (no forgotten update())."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for m in layers:
+        h.update(m.weight.detach().cpu().float().numpy().tobytes())
+        if m.bias is not None:
+            h.update(m.bias.detach().cpu().float().numpy().tobytes())
+    return torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8).clone()
+
+
+def log_scale_thresholds() -> torch.Tensor:
+    """The Gaussian scale table's boundaries in log σ, in the integer network's output units (2**-A_BITS):
+    bucketizing an integer log σ against them gives a scale index that is exact on every machine."""
+    import math
+
+    from ..entropy.gaussian import log_scale_thresholds as float_thresholds
+
+    return torch.tensor([math.floor(t * 2 ** A_BITS) for t in float_thresholds()], dtype=torch.int64)

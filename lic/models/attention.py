@@ -52,7 +52,6 @@ in float with PyTorch's native convolutions (:func:`lic.models.base.coding`).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 
@@ -61,8 +60,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..entropy import FactorizedPrior, GaussianConditional
-from ..entropy import gaussian as G
 from ..layers import GDN, IGDN, IntegerNetwork
+from ..layers.integer import fingerprint, log_scale_thresholds
 from .base import CompressionModel, Compressed, coding, pad_to
 from .hyperprior import LAMBDAS as LAMBDAS_MSE
 from .hyperprior import conv, deconv
@@ -163,11 +162,7 @@ class _Hyperprior(nn.Module):
         return [m for m in self.h_s if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
 
     def _fingerprint(self) -> torch.Tensor:
-        h = hashlib.sha256()
-        for m in self._h_s_convs():
-            h.update(m.weight.detach().cpu().float().numpy().tobytes())
-            h.update(m.bias.detach().cpu().float().numpy().tobytes())
-        return torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8).clone()
+        return fingerprint(self._h_s_convs())
 
     def tables_current(self) -> bool:
         return (self.z_prior.tables_current() and self.y_cond.tables_current() and self.scale_thresholds.numel() > 0
@@ -175,13 +170,10 @@ class _Hyperprior(nn.Module):
 
     @torch.no_grad()
     def update(self) -> None:
-        from ..layers.integer import A_BITS
-
         self.z_prior.update()
         self.y_cond.update()
         self.h_s_int.load_from(self._h_s_convs())
-        thr = [math.floor(t * 2 ** A_BITS) for t in G.log_scale_thresholds()]
-        self.scale_thresholds = torch.tensor(thr, dtype=torch.int64)
+        self.scale_thresholds = log_scale_thresholds()
         self.h_s_int_of = self._fingerprint()
 
     def scale_indexes(self, z_hat):

@@ -100,3 +100,18 @@ class CompressionModel(nn.Module):
 
     def rate_label(self, quality: int) -> str:
         return f"q{quality}"
+
+    def check_prefix(self, chunks: list[bytes], quality: int, unit: str) -> None:
+        """Progressive models decode any 1..quality leading chunks (``unit``: 'iteration' or 'layer')."""
+        from ..errors import FormatError
+
+        self.check_quality(quality)
+        if not chunks:
+            raise FormatError(f"truncated .lic file: not even the first {unit} is complete")
+        if len(chunks) > quality:
+            raise FormatError(f"corrupt .lic file: {len(chunks)} data chunks for {quality} {unit}s")
+
+
+def crop_centred(x_hat: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """A reconstruction centred on 0 (the recurrent codecs' domain) -> the [0, 1] image, cropped, on the CPU."""
+    return (x_hat[..., :h, :w] + 0.5).clamp(0, 1).cpu()

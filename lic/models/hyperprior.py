@@ -28,8 +28,8 @@ import torch
 import torch.nn as nn
 
 from ..entropy import FactorizedPrior, GaussianConditional
-from ..entropy import gaussian as G
 from ..layers import GDN, IGDN, IntegerNetwork
+from ..layers.integer import fingerprint, log_scale_thresholds
 from .base import CompressionModel, Compressed, coding, pad_to
 
 # λ per quality level (distortion = λ · 255² · MSE, rate in bits per pixel)
@@ -102,13 +102,7 @@ class ScaleHyperprior(CompressionModel):
 
     # -- coding tables -----------------------------------------------------
     def _h_s_fingerprint(self) -> torch.Tensor:
-        import hashlib
-
-        h = hashlib.sha256()
-        for m in self._h_s_convs():
-            h.update(m.weight.detach().cpu().float().numpy().tobytes())
-            h.update(m.bias.detach().cpu().float().numpy().tobytes())
-        return torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8).clone()
+        return fingerprint(self._h_s_convs())
 
     def tables_current(self) -> bool:
         return (self.z_prior.tables_current() and self.y_cond.tables_current()
@@ -120,10 +114,7 @@ class ScaleHyperprior(CompressionModel):
         self.z_prior.update()
         self.y_cond.update()
         self.h_s_int.load_from(self._h_s_convs())
-        from ..layers.integer import A_BITS
-
-        thr = [math.floor(t * 2 ** A_BITS) for t in G.log_scale_thresholds()]
-        self.scale_thresholds = torch.tensor(thr, dtype=torch.int64)
+        self.scale_thresholds = log_scale_thresholds()
         self.h_s_int_of = self._h_s_fingerprint()
 
     def scale_indexes(self, z_hat: torch.Tensor) -> torch.Tensor:

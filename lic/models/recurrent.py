@@ -57,7 +57,7 @@ import torch.nn.functional as F
 
 from ..entropy.binary import BinaryContextModel
 from ..layers.convrnn import CELLS, make_cell, pixel_shuffle
-from .base import CompressionModel, Compressed, coding, pad_to
+from .base import CompressionModel, Compressed, coding, crop_centred, pad_to
 
 RECONSTRUCTIONS = ("oneshot", "additive", "scaled")
 LOSSES = ("l1", "mse", "ms-ssim")
@@ -256,24 +256,14 @@ class RecurrentCodec(CompressionModel):
                           "iteration_raw_bits": [raw] * quality,
                           "iteration_bits": [8 * len(c) for c in chunks]})
         if reconstruct:
-            out.extra["x_hats"] = [self._crop(v, h, w) for v in x_hats]
+            out.extra["x_hats"] = [crop_centred(v, h, w) for v in x_hats]
             out.x_hat = out.extra["x_hats"][-1]
         return out
-
-    @staticmethod
-    def _crop(x_hat: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        return (x_hat[..., :h, :w] + 0.5).clamp(0, 1).cpu()
 
     @coding
     def decompress(self, chunks: list[bytes], height: int, width: int, quality: int, params: bytes = b"") -> torch.Tensor:
         """Decodes however many chunks it gets (1 ≤ k ≤ quality): the image after k iterations."""
-        from ..errors import FormatError
-
-        self.check_quality(quality)
-        if not chunks:
-            raise FormatError("truncated .lic file: not even the first iteration is complete")
-        if len(chunks) > quality:
-            raise FormatError(f"corrupt .lic file: {len(chunks)} data chunks for {quality} iterations")
+        self.check_prefix(chunks, quality, "iteration")
         self.ensure_tables()
         hl, wl = self._latent_size(height, width)
         bits = self.context.decode(chunks, hl, wl)
@@ -284,7 +274,7 @@ class RecurrentCodec(CompressionModel):
             gain = self._gain(x_hat, t)
             b = bits[t:t + 1].to(dev, torch.float32)
             x_hat = self._decode_step(b, dec_states, x_hat, gain)
-        return self._crop(x_hat, height, width)
+        return crop_centred(x_hat, height, width)
 
 
 def _hard(y: torch.Tensor) -> torch.Tensor:

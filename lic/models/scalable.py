@@ -69,7 +69,6 @@ numbers taken from the paper)::
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import torch
@@ -80,9 +79,11 @@ from ..entropy import FactorizedPrior, GaussianConditional
 from ..entropy import gaussian as G
 from ..entropy.binary import _get_varint, _put_varint
 from ..layers import IntegerNetwork
+from ..layers.integer import fingerprint, log_scale_thresholds
 from ..layers.convrnn import CELLS, make_cell, pixel_shuffle
 from ..layers.integer_rnn import HardConvGRU, IntegerConvGRU, QConv
-from .base import CompressionModel, Compressed, coding, pad_to
+from ..errors import FormatError
+from .base import CompressionModel, Compressed, coding, crop_centred, pad_to
 
 LAMBDAS = (0.01, 0.02, 0.04, 0.08)
 LOSSES = ("mse", "ms-ssim")
@@ -266,12 +267,7 @@ class ScalableRecurrentCodec(CompressionModel):
                                                                        self.hs_cell.conv_c, self.hs_out]
 
     def _hs_fingerprint(self) -> torch.Tensor:
-        h = hashlib.sha256()
-        for m in self._hs_layers():
-            h.update(m.weight.detach().cpu().float().numpy().tobytes())
-            if m.bias is not None:
-                h.update(m.bias.detach().cpu().float().numpy().tobytes())
-        return torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8).clone()
+        return fingerprint(self._hs_layers())
 
     def tables_current(self) -> bool:
         if not self.hyperprior:
@@ -297,10 +293,7 @@ class ScalableRecurrentCodec(CompressionModel):
             from ..errors import ModelError
 
             raise ModelError(f"cannot build the integer hyper-synthesis: {exc}") from None
-        from ..layers.integer import A_BITS
-
-        thr = [math.floor(t * 2 ** A_BITS) for t in G.log_scale_thresholds()]
-        self.scale_thresholds = torch.tensor(thr, dtype=torch.int64, device=self.log_gain.device)
+        self.scale_thresholds = log_scale_thresholds().to(self.log_gain.device)
         self.hs_int_of = self._hs_fingerprint().to(self.log_gain.device)
 
     # -- coding -------------------------------------------------------------------
@@ -341,24 +334,14 @@ class ScalableRecurrentCodec(CompressionModel):
         out.extra.update({"table_bits": float(sum(ideal)), "layer_table_bits": ideal, "layer_hyper_bits": hyper_bits,
                           "layer_bits": [8 * len(c) for c in chunks], "scale_indexes": indexes})
         if reconstruct:
-            out.extra["x_hats"] = [self._crop(v, h, w) for v in x_hats]
+            out.extra["x_hats"] = [crop_centred(v, h, w) for v in x_hats]
             out.x_hat = out.extra["x_hats"][-1]
         return out
-
-    @staticmethod
-    def _crop(x_hat: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        return (x_hat[..., :h, :w] + 0.5).clamp(0, 1).cpu()
 
     @coding
     def decompress(self, chunks: list[bytes], height: int, width: int, quality: int, params: bytes = b"") -> torch.Tensor:
         """Decodes however many chunks it gets (1 ≤ k ≤ quality): the image after k layers."""
-        from ..errors import FormatError
-
-        self.check_quality(quality)
-        if not chunks:
-            raise FormatError("truncated .lic file: not even the first layer is complete")
-        if len(chunks) > quality:
-            raise FormatError(f"corrupt .lic file: {len(chunks)} data chunks for {quality} layers")
+        self.check_prefix(chunks, quality, "layer")
         self.ensure_tables()
         dev = self.log_gain.device
         hp, wp = -(-height // self.PAD) * self.PAD, -(-width // self.PAD) * self.PAD
@@ -375,7 +358,7 @@ class ScalableRecurrentCodec(CompressionModel):
             else:
                 y_hat = self.y_priors[k].decompress(c, (1, self.M, hp // 16, wp // 16))
             x_hat = self._decode_step(y_hat.to(dev), dec_states, x_hat, k)
-        return self._crop(x_hat, height, width)
+        return crop_centred(x_hat, height, width)
 
 
 __all__ = ["ScalableRecurrentCodec", "LAMBDAS", "LOSSES", "PAPER", "MSSSIM_SCALE"]
