@@ -189,16 +189,13 @@ def cmd_info(args) -> int:
     state = "complete" if not f.truncated else f"TRUNCATED ({len(f.chunks)} of {h.n_chunks} chunks complete)"
     print(f"chunks    {h.n_chunks} ({state})")
     print(f"  {'#':>3}  {'kind':<8} {'bytes':>10} {'cum. bpp':>9}")
-    hb = h.pack()
-    pos = len(container.MAGIC) + 1 + len(container._put_varint(len(hb))) + len(hb) + 4
     layer = 0
-    for i, c in enumerate(f.chunks, 1):
+    for i, (c, end) in enumerate(zip(f.chunks, f.ends), 1):
         kind = {container.CHUNK_MODEL: "data", container.CHUNK_ALPHA: "alpha"}.get(c.kind, str(c.kind))
         if c.kind == container.CHUNK_MODEL:
             layer += 1
             kind = f"data {layer}"
-        pos += 1 + len(container._put_varint(len(c.data))) + len(c.data) + 4
-        print(f"  {i:>3}  {kind:<8} {len(c.data):>10,} {8 * pos / px:>9.4f}")
+        print(f"  {i:>3}  {kind:<8} {len(c.data):>10,} {8 * end / px:>9.4f}")
     print("  cum. bpp: the file cut after that chunk (progressive models: data k = iteration k; every such cut decodes)")
     return 0
 

@@ -121,6 +121,7 @@ class LicFile:
     header: Header
     chunks: list[Chunk] = field(default_factory=list)
     truncated: bool = False  # the file ended inside a chunk or before the last chunk
+    ends: list[int] = field(default_factory=list)  # file offset just after each complete chunk: the valid cuts
 
     def model_chunks(self) -> list[bytes]:
         return [c.data for c in self.chunks if c.kind == CHUNK_MODEL]
@@ -199,6 +200,7 @@ def read(buf: bytes) -> LicFile:
             raise FormatError(f"corrupt .lic file: checksum mismatch in chunk {len(f.chunks) + 1}")
         f.chunks.append(Chunk(kind, bytes(data)))
         pos += n + 4
+        f.ends.append(pos)
         if len(f.chunks) > header.n_chunks:
             raise FormatError("corrupt .lic file: more chunks than the header declares")
     if len(f.chunks) < header.n_chunks:

@@ -10,6 +10,15 @@ torch.set_num_threads(2)
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread (and lose a lot when the CPU is busy)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
     """A small randomly initialised hyperprior saved as a weights file (same code paths as shipped models)."""

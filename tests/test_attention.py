@@ -23,12 +23,7 @@ TINY = {"N": 8, "M": 12, "hyper_N": 8, "lambdas": [2.0, 8.0, 32.0]}
 ENTROPY = ("factorized", "hyperprior")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ def chunk_ends(buf):
         pos += 1 + len(container._put_varint(len(c.data))) + len(c.data) + 4
         ends.append(pos)
     assert ends[-1] == len(buf)
+    assert f.ends == ends[1:]  # what read() reports (lic info, prefix cuts) agrees with the layout
     return ends
 
 

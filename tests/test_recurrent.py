@@ -23,13 +23,7 @@ TINY = {"iterations": 5, "bits": 8, "enc_channels": [8, 16, 16, 16], "dec_channe
         "context_hidden": [8, 8]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from a second thread (and lose a lot when the CPU is busy)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +46,10 @@ def image(photos):
 
 
 def boundaries(data: bytes) -> list[int]:
-    """File offsets just after each chunk."""
-    f = container.read(data)
-    hb = f.header.pack()
-    pos = len(container.MAGIC) + 1 + len(container._put_varint(len(hb))) + len(hb) + 4
-    out = []
-    for c in f.chunks:
-        pos += 1 + len(container._put_varint(len(c.data))) + len(c.data) + 4
-        out.append(pos)
-    assert out[-1] == len(data)
-    return out
+    """File offsets just after each chunk (checked against the layout in test_container)."""
+    ends = container.read(data).ends
+    assert ends[-1] == len(data)
+    return ends
 
 
 def reconstructions(model, img, n):
