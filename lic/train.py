@@ -128,7 +128,7 @@ def train(args) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     step, used = 0, 0.0
     if ckpt is not None:
-        opt.load_state_dict(ckpt["opt"])
+        opt.load_state_dict(ckpt["opt"])  # same parameter order under upgrade_state (tested)
         step, used = ckpt["step"], ckpt["elapsed"]
 
     data = CropDataset(args.data, crop=args.crop, length=10 ** 7)

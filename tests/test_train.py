@@ -95,3 +95,24 @@ def test_weights_exported_at_every_checkpoint_without_touching_training(tmp_path
     import lic
 
     assert lic.load_model(str(a / "model.safetensors")).qualities == [1, 2, 3, 4, 5, 6]
+
+
+def test_weights_from_before_the_latent_codec_layout_still_load():
+    """bmshj2018-hyperprior once kept h_a, h_s and the entropy models at the top level; such weights and
+    checkpoints load under today's names, and Adam's parameter numbering (registration order) is unchanged."""
+    from lic.models import ScaleHyperprior
+
+    torch.manual_seed(0)
+    new = ScaleHyperprior(N=8, M=12).eval()
+    new.update()
+    old_state = {k.removeprefix("latent."): v for k, v in new.state_dict().items()}
+    assert any(k.startswith("h_s_int.") for k in old_state)  # really the old names
+    again = ScaleHyperprior(N=8, M=12).eval()
+    again.load_state(old_state)
+    assert all(torch.equal(a, b) for a, b in zip(new.state_dict().values(), again.state_dict().values()))
+    assert again.tables_current()
+    params = {n for n, _ in again.named_parameters()}
+    assert [k for k in again.upgrade_state(old_state) if k in params] == [n for n, _ in again.named_parameters()]
+    x = torch.rand(1, 3, 40, 72)
+    a, b = new.compress(x, 2), again.compress(x, 2)
+    assert a.chunks == b.chunks

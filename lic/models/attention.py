@@ -10,7 +10,8 @@ Compression with Discretized Gaussian Mixture Likelihoods and Attention Modules"
 here simplified to one convolution and a sigmoid, as the issue asks.  The seed's entropy model,
 the factorized prior, is ``entropy="factorized"`` (model name ``attention-factorized``); the
 scale hyperprior of Ballé et al. 2018 is the option (``entropy="hyperprior"``,
-``attention-hyperprior``).  Both come from :mod:`lic.entropy`; gain vectors (as in
+``attention-hyperprior``).  Both are latent codecs from :mod:`lic.latent_codecs` (the
+hyperprior is the very one of :mod:`lic.models.hyperprior`); gain vectors (as in
 :mod:`lic.models.hyperprior`) give one network for every rate.
 
 Data flow (Q = quality level, γ_Q / γ'_Q = learned per-channel gain / inverse gain)::
@@ -59,12 +60,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..entropy import FactorizedPrior, GaussianConditional
-from ..layers import GDN, IGDN, IntegerNetwork
-from ..layers.integer import fingerprint, log_scale_thresholds
+from ..latent_codecs import FactorizedLatentCodec, HyperpriorLatentCodec
+from ..latent_codecs.hyperprior import conv
+from ..layers import GDN, IGDN
 from .base import CompressionModel, Compressed, coding, pad_to
 from .hyperprior import LAMBDAS as LAMBDAS_MSE
-from .hyperprior import conv, deconv
 
 ENTROPY_MODELS = ("factorized", "hyperprior")
 LOSSES = ("mix", "mse")
@@ -111,96 +111,6 @@ class UpBlock(nn.Module):
 
     def forward(self, x):
         return self.body(x) + self.skip(x)
-
-
-# -- entropy models (both from lic.entropy) ------------------------------------------------------
-class _Factorized(nn.Module):
-    """ŷ coded with the factorized prior: one chunk."""
-
-    pad, chunks = 16, 1
-
-    def __init__(self, M: int, N: int):
-        super().__init__()
-        self.prior = FactorizedPrior(M)
-
-    def forward(self, y):
-        y_hat, lik = self.prior(y)
-        return y_hat, {"y": lik}
-
-    def tables_current(self) -> bool:
-        return self.prior.tables_current()
-
-    def update(self) -> None:
-        self.prior.update()
-
-    def compress(self, y):
-        y_hat = torch.round(y)
-        return [self.prior.compress(y_hat)], y_hat, self.prior.table_bits(y_hat)
-
-    def decompress(self, chunks, shape):
-        return self.prior.decompress(chunks[0], shape)
-
-
-class _Hyperprior(nn.Module):
-    """Scale hyperprior (Ballé et al. 2018): ẑ with the factorized prior, then ŷ with N(0, σ²)⋆U and σ
-    chosen by the integer copy of h_s.  Two chunks."""
-
-    pad, chunks = 64, 2
-
-    def __init__(self, M: int, N: int):
-        super().__init__()
-        self.N = N
-        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.ReLU(), conv(N, N), nn.ReLU(), conv(N, N))
-        self.h_s = nn.Sequential(deconv(N, N), nn.ReLU(), deconv(N, N), nn.ReLU(), conv(N, M, 3, 1))
-        self.z_prior = FactorizedPrior(N)
-        self.y_cond = GaussianConditional()
-        self.h_s_int = IntegerNetwork(self._h_s_convs())
-        self.register_buffer("scale_thresholds", torch.zeros(0, dtype=torch.int64))
-        self.register_buffer("h_s_int_of", torch.zeros(32, dtype=torch.uint8))
-
-    def _h_s_convs(self):
-        return [m for m in self.h_s if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-
-    def _fingerprint(self) -> torch.Tensor:
-        return fingerprint(self._h_s_convs())
-
-    def tables_current(self) -> bool:
-        return (self.z_prior.tables_current() and self.y_cond.tables_current() and self.scale_thresholds.numel() > 0
-                and bool(torch.equal(self.h_s_int_of.cpu(), self._fingerprint())))
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.z_prior.update()
-        self.y_cond.update()
-        self.h_s_int.load_from(self._h_s_convs())
-        self.scale_thresholds = log_scale_thresholds()
-        self.h_s_int_of = self._fingerprint()
-
-    def scale_indexes(self, z_hat):
-        t = self.h_s_int(z_hat).to(torch.int64)  # log σ in units of 2**-A_BITS, exact on every machine
-        return torch.bucketize(t, self.scale_thresholds.cpu(), right=True)
-
-    def forward(self, y):
-        z = self.h_a(torch.abs(y)).float()
-        z_hat, z_lik = self.z_prior(z)
-        if self.training or not self.tables_current():
-            scale = torch.exp(self.h_s(z_hat))
-        else:  # the scales the coder will really use
-            scale = self.y_cond.table_scales[self.scale_indexes(z_hat)].to(y.device)
-        y_hat, y_lik = self.y_cond(y, scale)
-        return y_hat, {"y": y_lik, "z": z_lik}
-
-    def compress(self, y):
-        z_hat = torch.round(self.h_a(torch.abs(y)))
-        indexes = self.scale_indexes(z_hat)
-        y_hat = torch.round(y)
-        chunks = [self.z_prior.compress(z_hat), self.y_cond.compress(y_hat, indexes)]
-        return chunks, y_hat, self.z_prior.table_bits(z_hat) + self.y_cond.table_bits(y_hat, indexes)
-
-    def decompress(self, chunks, shape):
-        b, _, h, w = shape
-        z_hat = self.z_prior.decompress(chunks[0], (b, self.N, h // 4, w // 4))
-        return self.y_cond.decompress(chunks[1], self.scale_indexes(z_hat))
 
 
 # -- the model ------------------------------------------------------------------------------------
@@ -250,8 +160,8 @@ class AttentionCodec(CompressionModel):
             UpBlock(N, N), SimplifiedAttention(N), ResidualGDN(N, inverse=True),
             UpBlock(N, N), ResidualGDN(N, inverse=True),
             subpixel(N, 3))
-        self.latent = (_Factorized if entropy == "factorized" else _Hyperprior)(M, self.hyper_N)
-        self.PAD = self.latent.pad
+        self.latent = FactorizedLatentCodec(M) if entropy == "factorized" else HyperpriorLatentCodec(M, self.hyper_N)
+        self.PAD = 16 * self.latent.multiple
         mid = self.lambdas[len(self.lambdas) // 2]
         # gains start at (λ_q / λ_mid)^(1/2): finer quantization for higher λ
         init = torch.tensor([0.5 * math.log(l / mid) for l in self.lambdas]).unsqueeze(1).repeat(1, M)

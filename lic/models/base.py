@@ -88,8 +88,14 @@ class CompressionModel(nn.Module):
             raise ModelError(f"quality {quality} not available (choose from {self.qualities[0]}..{self.qualities[-1]})")
         return quality
 
+    def upgrade_state(self, state: dict) -> dict:
+        """A state dict saved by an earlier layout of this model, under today's names (default: as is)."""
+        return state
+
     def load_state(self, state: dict) -> None:
-        """load_state_dict that also accepts coding tables of another size than the empty defaults."""
+        """load_state_dict that also accepts coding tables of another size than the empty defaults,
+        and weights saved under an earlier layout (:meth:`upgrade_state`)."""
+        state = self.upgrade_state(state)
         own = dict(self.named_buffers())
         for name, value in state.items():
             if name in own and own[name].shape != value.shape:

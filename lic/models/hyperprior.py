@@ -12,7 +12,9 @@ Data flow (Q = quality level, γ_Q / γ'_Q = learned per-channel gain / inverse 
                               coded with the factorized prior
 
 g_a / g_s: four 5×5 stride-2 (transposed) convolutions with GDN / IGDN (16× down).
-h_a / h_s: 3×3 then two 5×5 stride-2 convolutions with ReLU (4× further down).
+h_a / h_s: 3×3 then two 5×5 stride-2 convolutions with ReLU (4× further down); they,
+the two entropy models and the integer copy of h_s form the hyperprior latent codec
+(:class:`lic.latent_codecs.HyperpriorLatentCodec`), shared with the attention model.
 Inputs of any size are replicate-padded to a multiple of 64 and cropped back.
 
 Determinism: ẑ and ŷ are integers; the scale index of each latent comes from
@@ -27,26 +29,21 @@ import math
 import torch
 import torch.nn as nn
 
-from ..entropy import FactorizedPrior, GaussianConditional
-from ..layers import GDN, IGDN, IntegerNetwork
-from ..layers.integer import fingerprint, log_scale_thresholds
+from ..latent_codecs import HyperpriorLatentCodec
+from ..latent_codecs.hyperprior import conv, deconv
+from ..layers import GDN, IGDN
 from .base import CompressionModel, Compressed, coding, pad_to
 
 # λ per quality level (distortion = λ · 255² · MSE, rate in bits per pixel)
 LAMBDAS = (0.0018, 0.0040, 0.0090, 0.0200, 0.0447, 0.1000)
 
-
-def conv(cin, cout, k=5, s=2):
-    return nn.Conv2d(cin, cout, k, stride=s, padding=k // 2)
-
-
-def deconv(cin, cout, k=5, s=2):
-    return nn.ConvTranspose2d(cin, cout, k, stride=s, padding=k // 2, output_padding=s - 1)
+#: state-dict prefixes of weights saved before the hyperprior became a latent codec (``latent.``)
+_LEGACY_PREFIXES = ("h_a.", "h_s.", "z_prior.", "y_cond.", "h_s_int.", "scale_thresholds", "h_s_int_of")
 
 
 class ScaleHyperprior(CompressionModel):
     name = "bmshj2018-hyperprior"
-    PAD = 64
+    PAD = 16 * HyperpriorLatentCodec.multiple  # g_a down-samples 16×, the hyperprior 4× more
 
     def __init__(self, N: int = 128, M: int = 192, lambdas=LAMBDAS):
         super().__init__()
@@ -56,24 +53,15 @@ class ScaleHyperprior(CompressionModel):
         self.default_quality = (len(self.lambdas) + 1) // 2
         self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
         self.g_s = nn.Sequential(deconv(M, N), IGDN(N), deconv(N, N), IGDN(N), deconv(N, N), IGDN(N), deconv(N, 3))
-        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.ReLU(), conv(N, N), nn.ReLU(), conv(N, N))
-        self.h_s = nn.Sequential(deconv(N, N), nn.ReLU(), deconv(N, N), nn.ReLU(), conv(N, M, 3, 1))
+        self.latent = HyperpriorLatentCodec(M, N)
         # gains start at sqrt(λ_q / λ_mid): finer quantization for higher λ
         mid = self.lambdas[len(self.lambdas) // 2]
         init = torch.tensor([0.5 * math.log(l / mid) for l in self.lambdas]).unsqueeze(1).repeat(1, M)
         self.log_gain = nn.Parameter(init.clone())
         self.log_inv_gain = nn.Parameter(-init.clone())
-        self.z_prior = FactorizedPrior(N)
-        self.y_cond = GaussianConditional()
-        self.h_s_int = IntegerNetwork(self._h_s_convs())
-        self.register_buffer("scale_thresholds", torch.zeros(0, dtype=torch.int64))
-        self.register_buffer("h_s_int_of", torch.zeros(32, dtype=torch.uint8))
 
     def config(self) -> dict:
         return {"arch": "ScaleHyperprior", "N": self.N, "M": self.M, "lambdas": list(self.lambdas)}
-
-    def _h_s_convs(self):
-        return [m for m in self.h_s if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
 
     def _gain(self, quality: int, inverse: bool = False) -> torch.Tensor:
         g = (self.log_inv_gain if inverse else self.log_gain)[quality - 1]
@@ -86,55 +74,33 @@ class ScaleHyperprior(CompressionModel):
         Under autocast (bf16 training on GPU) only the transforms run in low precision:
         the hyperprior, the likelihoods and so the rate term are computed in fp32.
         """
-        xp = pad_to(x, self.PAD)
-        y = self.g_a(xp).float() * self._gain(quality)
+        y = self.g_a(pad_to(x, self.PAD)).float() * self._gain(quality)
         with torch.autocast(x.device.type, enabled=False):
-            z = self.h_a(torch.abs(y)).float()
-            z_hat, z_lik = self.z_prior(z)
-            if self.training or not self.tables_current():
-                scale = torch.exp(self.h_s(z_hat))
-            else:
-                scale = self.y_cond.table_scales[self.scale_indexes(z_hat)].to(y.device)
-            y_hat, y_lik = self.y_cond(y, scale)
+            y_hat, likelihoods = self.latent(y)
         x_hat = self.g_s(y_hat * self._gain(quality, inverse=True))
         h, w = x.shape[-2:]
-        return {"x_hat": x_hat[..., :h, :w], "likelihoods": {"y": y_lik, "z": z_lik}}
+        return {"x_hat": x_hat[..., :h, :w], "likelihoods": likelihoods}
 
     # -- coding tables -----------------------------------------------------
-    def _h_s_fingerprint(self) -> torch.Tensor:
-        return fingerprint(self._h_s_convs())
-
     def tables_current(self) -> bool:
-        return (self.z_prior.tables_current() and self.y_cond.tables_current()
-                and self.scale_thresholds.numel() > 0
-                and bool(torch.equal(self.h_s_int_of, self._h_s_fingerprint())))
+        return self.latent.tables_current()
 
-    @torch.no_grad()
     def update(self) -> None:
-        self.z_prior.update()
-        self.y_cond.update()
-        self.h_s_int.load_from(self._h_s_convs())
-        self.scale_thresholds = log_scale_thresholds()
-        self.h_s_int_of = self._h_s_fingerprint()
+        self.latent.update()
 
-    def scale_indexes(self, z_hat: torch.Tensor) -> torch.Tensor:
-        """Integer scale-table index of every latent, identical on every machine."""
-        t = self.h_s_int(z_hat).to(torch.int64)  # log σ in units of 2**-A_BITS
-        return torch.bucketize(t, self.scale_thresholds.cpu(), right=True)
+    def upgrade_state(self, state: dict) -> dict:
+        """Weights saved before the hyperprior moved into ``latent``: the same tensors under old names."""
+        return {("latent." + k if k.startswith(_LEGACY_PREFIXES) else k): v for k, v in state.items()}
 
     # -- coding -------------------------------------------------------------
     @coding
     def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False) -> Compressed:
         self.check_quality(quality)
         self.ensure_tables()
-        xp = pad_to(x, self.PAD)
-        y = self.g_a(xp) * self._gain(quality)
-        z_hat = torch.round(self.h_a(torch.abs(y)))
-        indexes = self.scale_indexes(z_hat)
-        y_hat = torch.round(y)
-        chunks = [self.z_prior.compress(z_hat), self.y_cond.compress(y_hat, indexes)]
+        y = self.g_a(pad_to(x, self.PAD)) * self._gain(quality)
+        chunks, y_hat, bits = self.latent.compress(y)
         out = Compressed(chunks)
-        out.extra["table_bits"] = self.z_prior.table_bits(z_hat) + self.y_cond.table_bits(y_hat, indexes)
+        out.extra["table_bits"] = bits
         if reconstruct:
             out.x_hat = self._synthesize(y_hat, quality, x.shape[-2:])
         return out
@@ -144,12 +110,12 @@ class ScaleHyperprior(CompressionModel):
         from ..errors import FormatError
 
         self.check_quality(quality)
-        if len(chunks) != 2:
-            raise FormatError(f"corrupt .lic file: {self.name} expects 2 data chunks, found {len(chunks)}")
+        if len(chunks) != self.latent.chunks:
+            raise FormatError(f"corrupt .lic file: {self.name} expects {self.latent.chunks} data chunks, "
+                              f"found {len(chunks)}")
+        self.ensure_tables()
         hp, wp = -(-height // self.PAD) * self.PAD, -(-width // self.PAD) * self.PAD
-        z_hat = self.z_prior.decompress(chunks[0], (1, self.N, hp // 64, wp // 64))
-        indexes = self.scale_indexes(z_hat)
-        y_hat = self.y_cond.decompress(chunks[1], indexes)
+        y_hat = self.latent.decompress(chunks, (1, self.M, hp // 16, wp // 16))
         return self._synthesize(y_hat, quality, (height, width))
 
     def _synthesize(self, y_hat: torch.Tensor, quality: int, size) -> torch.Tensor:
