@@ -33,10 +33,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lic import codec, container, metrics, zoo  # noqa: E402
-from lic.container import CHUNK_MODEL, Chunk, Header  # noqa: E402
+from lic import codec, metrics, ratecontrol, zoo  # noqa: E402
 from lic.data import list_images  # noqa: E402
-from lic.imageio import from_tensor, prepare, read_image, to_tensor  # noqa: E402
+from lic.imageio import from_tensor, prepare, read_image  # noqa: E402
 from lic.models.recurrent import PAPER, RecurrentCodec, macs_per_pixel  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
@@ -53,15 +52,9 @@ def variant_name(model) -> str:
 def per_iteration(model, img) -> list[dict]:
     p = prepare(img)
     h, w = p.rgb.shape[:2]
-    n = model.qualities[-1]
-    with torch.inference_mode():
-        comp = model.compress(to_tensor(p.rgb), n, reconstruct=True)
-    digest = zoo.model_digest(model)
-    name = getattr(model, "lic_name", model.name)
+    comp, files = ratecontrol.prefix_files(p, model)  # one encode to the last iteration; the real prefix files
     rows = []
-    for k in range(1, n + 1):
-        chunks = [Chunk(CHUNK_MODEL, c) for c in comp.chunks[:k]]
-        data = container.write(Header(name, digest, w, h, p.mode, k, len(chunks)), chunks)
+    for k, data in enumerate(files, 1):
         rgb = from_tensor(comp.extra["x_hats"][k - 1])
         rows.append({"iteration": k, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
                      "psnr": metrics.psnr(p.rgb, rgb), "ms_ssim": metrics.ms_ssim(p.rgb, rgb),

@@ -35,10 +35,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lic import codec, container, metrics, zoo  # noqa: E402
-from lic.container import CHUNK_MODEL, Chunk, Header  # noqa: E402
+from lic import codec, metrics, ratecontrol, zoo  # noqa: E402
 from lic.data import list_images  # noqa: E402
-from lic.imageio import from_tensor, prepare, read_image, to_tensor  # noqa: E402
+from lic.imageio import from_tensor, prepare, read_image  # noqa: E402
 from lic.models.scalable import ScalableRecurrentCodec  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
@@ -62,17 +61,11 @@ def load_variant(path: str | None, hyperprior: bool):
 def per_layer(model, img) -> list[dict]:
     p = prepare(img)
     h, w = p.rgb.shape[:2]
-    n = model.qualities[-1]
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        comp = model.compress(to_tensor(p.rgb), n, reconstruct=True)
+    comp, files = ratecontrol.prefix_files(p, model)  # one encode to the last layer; the real prefix files
     enc_s = time.perf_counter() - t0
-    digest = zoo.model_digest(model)
-    name = getattr(model, "lic_name", model.name)
     rows = []
-    for k in range(1, n + 1):
-        chunks = [Chunk(CHUNK_MODEL, c) for c in comp.chunks[:k]]
-        data = container.write(Header(name, digest, w, h, p.mode, k, len(chunks)), chunks)
+    for k, data in enumerate(files, 1):
         t0 = time.perf_counter()
         dec = np.asarray(codec.decode(data, model=model))
         dec_s = time.perf_counter() - t0

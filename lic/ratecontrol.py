@@ -61,31 +61,45 @@ def _planes(rgb: np.ndarray, mode: str) -> np.ndarray:
     return a[..., 0] if mode == "LA" else (a[..., :3] if mode == "RGBA" else a)
 
 
+def prefix_files(prepared, model, max_quality: int | None = None):
+    """Encode a prepared image once with a progressive model: ``(compressed, files)``, where ``files[k-1]``
+    is the complete .lic file of the first k layers (header and alpha included: what ``head -c`` at
+    that chunk boundary gives) and ``compressed.extra["x_hats"][k-1]`` what it decodes to."""
+    from .codec import _name
+
+    p, m = prepared, model
+    h, w = p.rgb.shape[:2]
+    alpha = [Chunk(CHUNK_ALPHA, encode_alpha(p.alpha))] if p.alpha is not None else []
+    n = m.check_quality(max_quality if max_quality is not None else m.qualities[-1])
+    with torch.inference_mode():
+        comp = m.compress(to_tensor(p.rgb), n, reconstruct=True)
+    x_hats = comp.extra.get("x_hats")
+    if x_hats is None or len(x_hats) != len(comp.chunks):
+        raise ModelError(f"model '{_name(m)}' does not return per-layer reconstructions")
+    digest = zoo.model_digest(m)
+    files = []
+    for k in range(1, len(comp.chunks) + 1):
+        chunks = alpha + [Chunk(CHUNK_MODEL, c) for c in comp.chunks[:k]]
+        header = Header(model=_name(m), digest=digest, width=w, height=h, mode=p.mode, quality=k,
+                        n_chunks=len(chunks), params=comp.params)
+        files.append(container.write(header, chunks))
+    return comp, files
+
+
 def candidates(image, model, max_quality: int | None = None) -> list[Candidate]:
     """Every file the rate control can choose from, with its size and PSNR."""
-    from .codec import _name, _resolve
+    from .codec import _resolve
 
     m = _resolve(model)
     p = prepare(image)
     h, w = p.rgb.shape[:2]
     ref = _planes(p.rgb, p.mode)
-    alpha = [Chunk(CHUNK_ALPHA, encode_alpha(p.alpha))] if p.alpha is not None else []
-    digest = zoo.model_digest(m)
     out = []
     if m.progressive:
-        n = m.check_quality(max_quality if max_quality is not None else m.qualities[-1])
-        with torch.inference_mode():
-            comp = m.compress(to_tensor(p.rgb), n, reconstruct=True)
-        x_hats = comp.extra.get("x_hats")
-        if x_hats is None or len(x_hats) != len(comp.chunks):
-            raise ModelError(f"model '{_name(m)}' does not return per-layer reconstructions")
-        for k in range(1, len(comp.chunks) + 1):
-            chunks = alpha + [Chunk(CHUNK_MODEL, c) for c in comp.chunks[:k]]
-            header = Header(model=_name(m), digest=digest, width=w, height=h, mode=p.mode, quality=k,
-                            n_chunks=len(chunks), params=comp.params)
-            data = container.write(header, chunks)
+        comp, files = prefix_files(p, m, max_quality)
+        for k, data in enumerate(files, 1):
             out.append(Candidate(k, data, 8 * len(data) / (w * h),
-                                 metrics.psnr(ref, _planes(from_tensor(x_hats[k - 1]), p.mode))))
+                                 metrics.psnr(ref, _planes(from_tensor(comp.extra["x_hats"][k - 1]), p.mode))))
         return out
     from .codec import encode
 

@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -110,7 +109,6 @@ def test_bad_decompress_input(tmp_path, lic_file, tiny_weights, photo_file, case
         src.write_bytes(b"")
     elif case == "other_weights":
         # same model name, different weights: must be refused, not decoded into garbage
-        import lic
         from lic import codec, zoo
 
         m = zoo.load_weights(tiny_weights)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lic.entropy import FactorizedPrior, GaussianConditional, coder
+from lic.entropy import FactorizedPrior, GaussianConditional
 from lic.entropy import gaussian as G
 from lic.entropy.tables import TOTAL, quantize_pmf
 from lic.layers import IntegerNetwork

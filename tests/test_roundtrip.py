@@ -1,6 +1,5 @@
 """Images through real files: exact reconstruction, any size and mode, determinism, size vs estimate."""
 
-import io
 import subprocess
 import sys
 import warnings
@@ -11,7 +10,7 @@ import torch
 from PIL import Image
 
 import lic
-from lic import codec, zoo
+from lic import codec
 from lic.errors import FormatError, ModelError
 
 

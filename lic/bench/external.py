@@ -10,6 +10,10 @@ where this module was written (no binaries there): treat its first results with 
 from __future__ import annotations
 
 import shutil
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .codecs import Codec
 import subprocess
 import tempfile
 from pathlib import Path

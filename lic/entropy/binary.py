@@ -193,7 +193,7 @@ class BinaryContextModel(nn.Module):
         """Integer network input for iteration ``t`` (0-based) and the given steps: (len(steps), cin, h, w).
         ``size``/``row0``: the full latent size and the first row, when ``current`` is a band of it."""
         C, h, w = current.shape
-        T_, S = self.iterations, self.steps
+        T_ = self.iterations
         _, known = self._coding_masks(*(size or (h, w)))
         known = known[..., row0:row0 + h, :]
         steps = list(steps)
