@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# One prepared training round on the lent GPU: a session has 15 device-minutes in all (machine start
+# included) and 10 minutes a command, so every model that needs weights trains *at once*, side by side on
+# the one GPU (the small models are bound by kernel launches, not by the GPU), for $MINUTES minutes each.
+# Weights and logs come back packed in parts of at most 15 MiB (the device tool returns at most 8 files of
+# 16 MiB; attention-hyperprior's fp16 weights alone are ~20 MB).
+#
+# Here, once per session:
+#   cp -r ../shared/data/train_pack .data/ && tools/device_wheels.sh
+#   mkdir -p .resume && cp runs/gpu/<model>/model.safetensors .resume/<model>.safetensors   # to continue a model
+# Device tool:
+#   run(command="bash tools/gpu_round.sh", carry=[".data", ".whl", ".resume"], timeout_s=570)
+#   (MINUTES=6 MODELS="bmshj2018-hyperprior toderici2017-rnn" bash tools/gpu_round.sh  to choose)
+# Back here:
+#   tools/gpu_unpack.sh FILES_AT            -> runs/gpu/<model>/{model.safetensors,log.jsonl,stdout.log}
+#   python benchmarks/kodak_rd.py --model runs/gpu/bmshj2018-hyperprior/model.safetensors ...
+#
+# A model starts from .resume/<model>.safetensors when present, else from the shipped weights when the
+# model is shipped, else from scratch.  Every run writes model.safetensors at each checkpoint, so a run cut
+# short still leaves weights; the packing step runs whatever happens to the trainings.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+MINUTES=${MINUTES:-7}
+MODELS=${MODELS:-"bmshj2018-hyperprior attention-hyperprior toderici2017-rnn su2020-rnn-hyperprior"}
+DATA=${DATA:-.data/train_pack}
+RUNS=${RUNS:-/tmp/lic_round}
+DEVICE=${DEVICE:-}            # empty: cuda when present
+PY=${PY:-python3}
+: "${OUT:?OUT must name the folder whose files come back (the device tool sets it)}"
+export PYTHONUNBUFFERED=1
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} || { echo "wheel install failed"; exit 1; }
+else
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+[ -d "$DATA" ] || { echo "training data not found: $DATA (cp -r ../shared/data/train_pack .data/ and carry .data)"; exit 1; }
+
+n_models=$(wc -w <<<"$MODELS")
+cores=$(nproc)
+workers=$(( cores / n_models - 1 )); [ "$workers" -lt 1 ] && workers=1
+shipped=$($PY -c 'from lic import zoo; print(" ".join(zoo.shipped()))') || { echo "lic does not import"; exit 1; }
+
+# per-model recipe: batch, crop, learning rate (../shared/TRAINING.md: lr <= 5e-4 at these batches)
+recipe() {
+  case "$1" in
+    toderici2017-rnn) echo "--batch 32 --crop 64 --lr 5e-4" ;;
+    su2020-*)         echo "--batch 16 --crop 128 --lr 5e-4" ;;
+    *)                echo "--batch 16 --crop 256 --lr 5e-4" ;;
+  esac
+}
+
+mkdir -p "$RUNS"
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 30 > "$RUNS/gpu_usage.csv" 2>/dev/null &
+smi=$!
+pids=()
+for m in $MODELS; do
+  if [ -f ".resume/$m.safetensors" ]; then start=(--resume ".resume/$m.safetensors")
+  elif grep -qw -- "$m" <<<"$shipped"; then start=(--resume "$m")
+  else start=(--model "$m"); fi
+  mkdir -p "$RUNS/$m"
+  echo "$m: ${start[*]} $(recipe "$m") --workers $workers --minutes $MINUTES" | tee "$RUNS/$m/command.txt"
+  # the time budget ends each run; timeout is the backstop that leaves a minute to pack
+  timeout $(( ${MINUTES%.*} * 60 + 90 )) $PY -m lic train "${start[@]}" --name "$m" --data "$DATA" --out "$RUNS/$m" \
+    --minutes "$MINUTES" $(recipe "$m") --workers "$workers" --ckpt-minutes 1.5 --quiet \
+    ${DEVICE:+--device "$DEVICE"} > "$RUNS/$m/stdout.log" 2>&1 &
+  pids+=($!)
+done
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+kill "$smi" 2>/dev/null
+
+# pack what came out (never ckpt.pt: fp32 + Adam, too large to come back)
+stage=$(mktemp -d)
+for m in $MODELS; do
+  mkdir -p "$stage/$m"
+  for f in model.safetensors log.jsonl stdout.log command.txt; do
+    [ -f "$RUNS/$m/$f" ] && cp "$RUNS/$m/$f" "$stage/$m/"
+  done
+  echo "== $m"; tail -n 2 "$RUNS/$m/log.jsonl" 2>/dev/null; tail -n 3 "$RUNS/$m/stdout.log"
+done
+cp "$RUNS/gpu_usage.csv" "$stage/" 2>/dev/null
+tar -C "$stage" -cf - . | split -b 15m -d -a 2 - "$OUT/round.tar."
+ls -la "$OUT"
+exit $status
