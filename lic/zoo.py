@@ -98,8 +98,14 @@ def load_weights(path: str | Path, device: str = "cpu") -> CompressionModel:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(path: str) -> CompressionModel:
+def _load_cached(path: str, stamp: tuple[int, int]) -> CompressionModel:
     return load_weights(path)
+
+
+def _cached(path: Path) -> CompressionModel:
+    """Loaded once per file *version*: a weights file rewritten in place (a training run's export) is read again."""
+    st = path.stat()
+    return _load_cached(str(path), (st.st_mtime_ns, st.st_size))
 
 
 def load_model(name: str | Path = DEFAULT_MODEL) -> CompressionModel:
@@ -108,9 +114,9 @@ def load_model(name: str | Path = DEFAULT_MODEL) -> CompressionModel:
     if s.endswith(".safetensors") or Path(s).is_file():
         if not Path(s).is_file():
             raise ModelError(f"weights file not found: {s}")
-        return _load_cached(str(Path(s).resolve()))
+        return _cached(Path(s).resolve())
     models = shipped()
     if s not in models:
         known = ", ".join(models) or "none installed"
         raise ModelError(f"unknown model '{s}' (available: {known})")
-    return _load_cached(str(models[s]))
+    return _cached(Path(models[s]))

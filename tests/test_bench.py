@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from lic.bench import codecs as registry
@@ -268,6 +269,37 @@ def test_lic_codec_from_a_weights_file(image_dir, tmp_path, tiny_weights):
     dec = np.asarray(lic.decompress(data, model=model).convert("RGB"))
     assert float(rows[0]["bpp"]) == pytest.approx(8 * len(data) / (img.width * img.height), rel=1e-6)
     assert float(rows[0]["psnr"]) == pytest.approx(metrics.psnr(np.asarray(img), dec), abs=1e-4)
+
+
+def test_retrained_weights_are_measured_again_not_mixed_with_old_rows(image_dir, tmp_path, tiny_weights):
+    """Same codec name, new weights (a training run rewrites model.safetensors in place): the results folder's
+    rows of the old weights are replaced, never resumed from; unchanged weights are resumed from."""
+    import shutil
+
+    from lic import zoo
+    from lic.models import ScaleHyperprior
+
+    path = tmp_path / "model.safetensors"
+    shutil.copy(tiny_weights, path)
+    res, logs = tmp_path / "res", []
+    first = runner.run_bench(image_dir, [f"lic:{path}"], res, progress=False, log=logs.append)
+    old = {(r["image"], r["setting"]): r["psnr"] for r in _rows(res / "per_image.csv")}
+    again = runner.run_bench(image_dir, [f"lic:{path}"], res, progress=False, log=logs.append)
+    assert (first.measured, again.measured, again.already_done) == (9, 0, 9)
+
+    torch.manual_seed(1)  # "retrained": other weights, same file, same codec name
+    other = ScaleHyperprior(N=16, M=24, lambdas=(0.005, 0.02, 0.08)).eval()
+    with torch.no_grad():
+        other.g_s[-1].bias.fill_(0.5)  # decodes to mid-grey rather than black: other numbers
+    zoo.save_weights(other, path, name="tiny-test")
+    third = runner.run_bench(image_dir, [f"lic:{path}"], res, progress=False, log=logs.append)
+    assert (third.measured, third.already_done) == (9, 0)
+    assert any("changed since its 9 rows" in m for m in logs)
+    rows = _rows(res / "per_image.csv")
+    assert len(rows) == 9  # the old rows are gone
+    assert {(r["image"], r["setting"]): r["psnr"] for r in rows} != old  # measured with the new weights
+    meta = json.loads((res / "summary.json").read_text())["meta"]
+    assert meta["codec_versions"][f"lic:{path}"] == "weights " + zoo.load_model(str(path))._lic_digest.hex()
 
 
 # --- rd, compare, report ---------------------------------------------------------------------------------

@@ -61,6 +61,9 @@ class Codec:
     #: +1 if a larger setting number gives more bits (quality), −1 if fewer (QP, ratio), 0 if the
     #: settings are a fixed list (lic models); lets ``lic compare`` search for a target bpp
     rate_direction: int = 1
+    #: what the measurements depend on beyond name and setting (lic: the weights digest); ``lic bench``
+    #: measures a codec again when it changed since the rows in a results folder were measured
+    version: str = ""
 
     def with_settings(self, settings: list[str] | tuple[str, ...]) -> "Codec":
         for s in settings:
@@ -296,7 +299,15 @@ def _lic(model: str) -> Codec:
         missing=missing,
         parallel_safe=False,
         rate_direction=0,
+        version=_weights_version(loaded[0]) if loaded else "",
     )
+
+
+def _weights_version(model) -> str:
+    from ..models import CompressionModel
+    from ..zoo import model_digest
+
+    return "weights " + model_digest(model).hex() if isinstance(model, CompressionModel) else ""
 
 
 # --- registry ------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ Outputs, both in ``RESULTS_DIR``:
   ``meta`` records the image folder, the codec descriptions, skipped codecs, library versions,
   the memory method and the metric conventions.
 
-Resumable: a (image, codec, setting) already in the CSV is not measured again.
+Resumable: a (image, codec, setting) already in the CSV is not measured again, unless the codec
+changed since (``Codec.version``: for ``lic:MODEL`` the digest of its weights, recorded in
+``summary.json``): then its earlier rows are dropped and measured again, never mixed with new ones.
 
 Parallelism: classical codecs run in ``--jobs`` worker processes (spawned, one torch thread
 each, one measurement at a time per process).  ``lic:MODEL`` codecs always run afterwards in
@@ -93,6 +95,37 @@ def read_rows(csv_path: str | Path) -> list[dict]:
                 r[k] = int(r[k]) if k in ("width", "height", "bytes") else float(r[k])
             rows.append(r)
     return rows
+
+
+def _recorded_versions(out_dir: Path) -> dict[str, str]:
+    try:
+        meta = json.loads((out_dir / SUMMARY_NAME).read_text()).get("meta", {})
+    except (OSError, ValueError):
+        return {}
+    return dict(meta.get("codec_versions") or {})
+
+
+def _drop_changed(csv_path: Path, codecs, versions: dict[str, str], log) -> None:
+    """Remove the rows of codecs whose version differs from the one their rows were measured with
+    (rows of a versioned codec without a recorded version count as different)."""
+    rows = read_rows(csv_path)
+    stale = {c.name for c in codecs if c.version and versions.get(c.name) != c.version
+             and any(r["codec"] == c.name for r in rows)}
+    if not stale:
+        return
+    for name in sorted(stale):
+        n = sum(r["codec"] == name for r in rows)
+        was = versions.get(name, "not recorded")
+        now = next(c.version for c in codecs if c.name == name)
+        log(f"{name}: changed since its {n} rows in {csv_path.name} were measured ({was} -> {now}): measuring again")
+    keep = [r for r in rows if r["codec"] not in stale]
+    tmp = csv_path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(FIELDS)
+        for r in keep:
+            w.writerow([_fmt(r[k]) for k in FIELDS])
+    os.replace(tmp, csv_path)
 
 
 class _CsvAppender:
@@ -197,6 +230,7 @@ def run_bench(
     if jobs < 1:
         raise InputError("--jobs must be at least 1")
     images = list_images(images_dir, limit)
+    _codec.cache_clear()  # every run loads its codecs afresh: weights retrained since the last run count
     codecs, skipped = registry.resolve(specs)
     outcome = BenchOutcome(skipped_codecs=skipped)
     for line in skipped:
@@ -210,6 +244,9 @@ def run_bench(
     except OSError as e:
         raise OutputError(f"cannot create {out_dir}: {e}") from e
     csv_path = out_dir / CSV_NAME
+    versions = _recorded_versions(out_dir)
+    _drop_changed(csv_path, codecs, versions, log)
+    versions.update({c.name: c.version for c in codecs if c.version})
     done = {tuple(r[k] for k in KEY) for r in read_rows(csv_path)}
 
     root = Path(images_dir)
@@ -269,6 +306,7 @@ def run_bench(
             "skipped": skipped,
             "versions": registry.library_versions(),
             "memory_method": MEMORY_METHOD,
+            "codec_versions": versions,
             "jobs": jobs,
             "conventions": {
                 "psnr": "RGB, all samples together, mean over images of per-image dB",
