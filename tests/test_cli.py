@@ -147,3 +147,16 @@ def test_eval_writes_csv_and_json(tmp_path, photos):
     assert set(summary["qualities"]) == {"1", "3"}
     for r in rows:
         assert float(r["bpp"]) == pytest.approx(8 * int(r["bytes"]) / (168 * 200))
+
+
+def test_a_closed_output_pipe_stops_quietly(monkeypatch, capsys):
+    """`lic models | head -1`: the reader leaves early; lic stops without an 'internal error' line."""
+    import io
+
+    class ClosedPipe(io.TextIOBase):
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["models"]) == 141
+    assert capsys.readouterr().err == ""
