@@ -105,14 +105,14 @@ def _recorded_versions(out_dir: Path) -> dict[str, str]:
     return dict(meta.get("codec_versions") or {})
 
 
-def _drop_changed(csv_path: Path, codecs, versions: dict[str, str], log) -> None:
+def _drop_changed(csv_path: Path, codecs, versions: dict[str, str], log) -> list[dict]:
     """Remove the rows of codecs whose version differs from the one their rows were measured with
-    (rows of a versioned codec without a recorded version count as different)."""
+    (rows of a versioned codec without a recorded version count as different); the rows kept."""
     rows = read_rows(csv_path)
     stale = {c.name for c in codecs if c.version and versions.get(c.name) != c.version
              and any(r["codec"] == c.name for r in rows)}
     if not stale:
-        return
+        return rows
     for name in sorted(stale):
         n = sum(r["codec"] == name for r in rows)
         was = versions.get(name, "not recorded")
@@ -126,6 +126,7 @@ def _drop_changed(csv_path: Path, codecs, versions: dict[str, str], log) -> None
         for r in keep:
             w.writerow([_fmt(r[k]) for k in FIELDS])
     os.replace(tmp, csv_path)
+    return keep
 
 
 class _CsvAppender:
@@ -245,9 +246,9 @@ def run_bench(
         raise OutputError(f"cannot create {out_dir}: {e}") from e
     csv_path = out_dir / CSV_NAME
     versions = _recorded_versions(out_dir)
-    _drop_changed(csv_path, codecs, versions, log)
+    rows = _drop_changed(csv_path, codecs, versions, log)
     versions.update({c.name: c.version for c in codecs if c.version})
-    done = {tuple(r[k] for k in KEY) for r in read_rows(csv_path)}
+    done = {tuple(r[k] for k in KEY) for r in rows}
 
     root = Path(images_dir)
     pending: list[tuple[str, str, str, str]] = []  # (path, name, spec, setting)

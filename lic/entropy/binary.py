@@ -54,7 +54,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..container import _get_varint as _container_get_varint
-from ..container import _put_varint  # noqa: F401 (one varint format in lic)
+from ..container import _put_varint
 from ..errors import FormatError
 from . import coder
 from . import tables as T

@@ -77,7 +77,8 @@ import torch.nn.functional as F
 
 from ..entropy import FactorizedPrior, GaussianConditional
 from ..entropy import gaussian as G
-from ..entropy.binary import _get_varint, _put_varint
+from ..container import _put_varint
+from ..entropy.binary import _get_varint  # the container's varint, with a data-chunk error message
 from ..layers import IntegerNetwork
 from ..layers.integer import fingerprint, log_scale_thresholds
 from ..layers.convrnn import CELLS, make_cell, pixel_shuffle
