@@ -48,12 +48,12 @@ ladder; the middle one aims at about 0.23 bpp on Kodak (to be checked once train
 Inputs of any size are replicate-padded to a multiple of 16 (factorized) or 64 (hyperprior)
 and cropped back.  Determinism as for the other models: the coder only sees integers and
 integer tables; the hyperprior's scales come from the integer copy of h_s; the synthesis runs
-in float with PyTorch's native convolutions (:func:`lic.models.base.coding`).
+in float with PyTorch's native convolutions (:func:`lic.models.base.coding`).  forward(), compress() and
+decompress() are those of every one-shot transform codec (:class:`lic.models.transform.TransformCodec`).
 """
 
 from __future__ import annotations
 
-import math
 import random
 
 import torch
@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from ..latent_codecs import FactorizedLatentCodec, HyperpriorLatentCodec
 from ..latent_codecs.hyperprior import conv
 from ..layers import GDN, IGDN
-from .base import CompressionModel, Compressed, coding, pad_to
+from .transform import TransformCodec
 from .hyperprior import LAMBDAS as LAMBDAS_MSE
 
 ENTROPY_MODELS = ("factorized", "hyperprior")
@@ -114,7 +114,7 @@ class UpBlock(nn.Module):
 
 
 # -- the model ------------------------------------------------------------------------------------
-class AttentionCodec(CompressionModel):
+class AttentionCodec(TransformCodec):
     name = "attention-factorized"
     #: trainable names and the constructor arguments they stand for (``lic train --model NAME``)
     variants = {"attention-factorized": {"entropy": "factorized"}, "attention-hyperprior": {"entropy": "hyperprior"}}
@@ -162,11 +162,7 @@ class AttentionCodec(CompressionModel):
             subpixel(N, 3))
         self.latent = FactorizedLatentCodec(M) if entropy == "factorized" else HyperpriorLatentCodec(M, self.hyper_N)
         self.PAD = 16 * self.latent.multiple
-        mid = self.lambdas[len(self.lambdas) // 2]
-        # gains start at (λ_q / λ_mid)^(1/2): finer quantization for higher λ
-        init = torch.tensor([0.5 * math.log(l / mid) for l in self.lambdas]).unsqueeze(1).repeat(1, M)
-        self.log_gain = nn.Parameter(init.clone())
-        self.log_inv_gain = nn.Parameter(-init.clone())
+        self.init_gains()
         self._lpips = None  # the frozen LPIPS network, loaded on the first training step that needs it
 
     def config(self) -> dict:
@@ -182,22 +178,6 @@ class AttentionCodec(CompressionModel):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
-
-    def _gain(self, quality: int, inverse: bool = False) -> torch.Tensor:
-        g = (self.log_inv_gain if inverse else self.log_gain)[quality - 1]
-        return torch.exp(g).view(1, -1, 1, 1)
-
-    # -- training / estimation ------------------------------------------------------------
-    def forward(self, x: torch.Tensor, quality: int) -> dict:
-        """Likelihoods for the rate term (in eval mode: of the tables the coder uses).  Under autocast the
-        transforms run in low precision, the entropy model and the likelihoods in fp32."""
-        self.check_quality(quality)
-        h, w = x.shape[-2:]
-        y = self.g_a(pad_to(x, self.PAD)).float() * self._gain(quality)
-        with torch.autocast(x.device.type, enabled=False):
-            y_hat, likelihoods = self.latent(y)
-        x_hat = self.g_s(y_hat * self._gain(quality, inverse=True))
-        return {"x_hat": x_hat[..., :h, :w], "likelihoods": likelihoods}
 
     def training_quality(self, rng=None) -> int:
         return (rng or random).randint(1, len(self.lambdas))
@@ -248,42 +228,3 @@ class AttentionCodec(CompressionModel):
         loss = self.rate_weight * bpp + self.lambdas[quality - 1] * dist
         mse = F.mse_loss(x_hat.detach().clamp(0, 1), x)
         return loss, bpp, mse
-
-    # -- coding tables ----------------------------------------------------------------------
-    def tables_current(self) -> bool:
-        return self.latent.tables_current()
-
-    def update(self) -> None:
-        self.latent.update()
-
-    # -- coding ---------------------------------------------------------------------------------
-    @coding
-    def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False) -> Compressed:
-        self.check_quality(quality)
-        self.ensure_tables()
-        dev = next(self.parameters()).device
-        y = self.g_a(pad_to(x.to(dev), self.PAD)) * self._gain(quality)
-        chunks, y_hat, bits = self.latent.compress(y)
-        out = Compressed(chunks)
-        out.extra["table_bits"] = bits
-        if reconstruct:
-            out.x_hat = self._synthesize(y_hat, quality, x.shape[-2:])
-        return out
-
-    @coding
-    def decompress(self, chunks: list[bytes], height: int, width: int, quality: int, params: bytes = b"") -> torch.Tensor:
-        from ..errors import FormatError
-
-        self.check_quality(quality)
-        if len(chunks) != self.latent.chunks:
-            raise FormatError(f"corrupt .lic file: {self.name} expects {self.latent.chunks} data chunks, "
-                              f"found {len(chunks)}")
-        self.ensure_tables()
-        hp, wp = -(-height // self.PAD) * self.PAD, -(-width // self.PAD) * self.PAD
-        y_hat = self.latent.decompress(chunks, (1, self.M, hp // 16, wp // 16))
-        return self._synthesize(y_hat, quality, (height, width))
-
-    def _synthesize(self, y_hat: torch.Tensor, quality: int, size) -> torch.Tensor:
-        dev = next(self.parameters()).device
-        x_hat = self.g_s(y_hat.to(dev) * self._gain(quality, inverse=True))
-        return x_hat[..., : size[0], : size[1]].clamp(0, 1).cpu()

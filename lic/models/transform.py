@@ -1,0 +1,93 @@
+"""One-shot transform codecs: an analysis transform, a latent codec, a synthesis transform, and
+per-quality gain vectors (Cui et al., "Asymmetric Gained Deep Image Compression", CVPR 2021) so
+that one network serves every quality level.
+
+Data flow (Q = quality level, γ_Q / γ'_Q = learned per-channel gain / inverse gain)::
+
+    x ─pad─g_a─► y·γ_Q ─► latent codec ─► ŷ ─·γ'_Q─► g_s ─crop─► x̂
+                          (lic.latent_codecs: chunks of bytes ⇄ ŷ, likelihoods in training)
+
+The contract shared by the Ballé 2018 scale hyperprior (:mod:`lic.models.hyperprior`) and the
+attention autoencoder (:mod:`lic.models.attention`): a subclass builds ``g_a``, ``g_s``,
+``latent`` and the gains (:meth:`init_gains`), and sets ``M``, ``PAD`` and ``lambdas``; this
+class gives ``forward()`` for training and ``compress()`` / ``decompress()`` for bytes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from .base import CompressionModel, Compressed, coding, pad_to
+
+
+class TransformCodec(CompressionModel):
+    PAD: int  # inputs are padded to a multiple of this (16 × the latent codec's own multiple)
+    M: int  # latent channels
+
+    def init_gains(self) -> None:
+        """Gains start at (λ_Q / λ_mid)^½: finer quantization for a higher λ."""
+        mid = self.lambdas[len(self.lambdas) // 2]
+        init = torch.tensor([0.5 * math.log(l / mid) for l in self.lambdas]).unsqueeze(1).repeat(1, self.M)
+        self.log_gain = nn.Parameter(init.clone())
+        self.log_inv_gain = nn.Parameter(-init.clone())
+
+    def _gain(self, quality: int, inverse: bool = False) -> torch.Tensor:
+        g = (self.log_inv_gain if inverse else self.log_gain)[quality - 1]
+        return torch.exp(g).view(1, -1, 1, 1)
+
+    # -- training / estimation -----------------------------------------------------------
+    def forward(self, x: torch.Tensor, quality: int) -> dict:
+        """Likelihoods for the rate term; in eval mode, of the tables the coder will use.
+
+        Under autocast (bf16 training on GPU) only the transforms run in low precision:
+        the latent codec, the likelihoods and so the rate term are computed in fp32.
+        """
+        self.check_quality(quality)
+        h, w = x.shape[-2:]
+        y = self.g_a(pad_to(x, self.PAD)).float() * self._gain(quality)
+        with torch.autocast(x.device.type, enabled=False):
+            y_hat, likelihoods = self.latent(y)
+        x_hat = self.g_s(y_hat * self._gain(quality, inverse=True))
+        return {"x_hat": x_hat[..., :h, :w], "likelihoods": likelihoods}
+
+    # -- coding tables ---------------------------------------------------------------------
+    def tables_current(self) -> bool:
+        return self.latent.tables_current()
+
+    def update(self) -> None:
+        self.latent.update()
+
+    # -- coding ----------------------------------------------------------------------------
+    @coding
+    def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False) -> Compressed:
+        self.check_quality(quality)
+        self.ensure_tables()
+        dev = next(self.parameters()).device
+        y = self.g_a(pad_to(x.to(dev), self.PAD)) * self._gain(quality)
+        chunks, y_hat, bits = self.latent.compress(y)
+        out = Compressed(chunks)
+        out.extra["table_bits"] = bits
+        if reconstruct:
+            out.x_hat = self._synthesize(y_hat, quality, x.shape[-2:])
+        return out
+
+    @coding
+    def decompress(self, chunks: list[bytes], height: int, width: int, quality: int, params: bytes = b"") -> torch.Tensor:
+        from ..errors import FormatError
+
+        self.check_quality(quality)
+        if len(chunks) != self.latent.chunks:
+            raise FormatError(f"corrupt .lic file: {self.name} expects {self.latent.chunks} data chunks, "
+                              f"found {len(chunks)}")
+        self.ensure_tables()
+        hp, wp = -(-height // self.PAD) * self.PAD, -(-width // self.PAD) * self.PAD
+        y_hat = self.latent.decompress(chunks, (1, self.M, hp // 16, wp // 16))
+        return self._synthesize(y_hat, quality, (height, width))
+
+    def _synthesize(self, y_hat: torch.Tensor, quality: int, size) -> torch.Tensor:
+        dev = next(self.parameters()).device
+        x_hat = self.g_s(y_hat.to(dev) * self._gain(quality, inverse=True))
+        return x_hat[..., : size[0], : size[1]].clamp(0, 1).cpu()
