@@ -10,7 +10,7 @@ seconds of every prefix file, with a check that each decoded image equals the en
 reconstruction after k layers.
 
     python benchmarks/scalable_kodak.py [--hyper W.safetensors] [--flat W.safetensors]
-           [--kodak ../shared/data/kodak] [--images N] [--threads 2] [--out results/scalable_kodak]
+           [--variants hyper,flat] [--kodak ../shared/data/kodak] [--images N] [--threads 2] [--out results/scalable_kodak]
 
 Without weights a variant uses the default configuration with random weights (seed 0),
 labelled ``untrained`` in the results: the numbers then show that the pipeline works and
@@ -85,6 +85,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hyper", help="weights of su2020-rnn-hyperprior (default: untrained)")
     ap.add_argument("--flat", help="weights of the factorized-prior ablation (default: untrained)")
+    ap.add_argument("--variants", default="hyper,flat", help="which variants to measure (default: hyper,flat)")
     ap.add_argument("--kodak", default=str(KODAK))
     ap.add_argument("--images", type=int, help="at most this many Kodak images")
     ap.add_argument("--threads", type=int, default=2)
@@ -103,7 +104,12 @@ def main() -> int:
     env = {"torch": torch.__version__, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
            "python": platform.python_version()}
     summary = {"env": env, "images": [f.name for f in files], "variants": {}}
+    wanted = set(args.variants.split(","))
+    if not wanted or wanted - {"hyper", "flat"}:
+        ap.error("--variants: hyper, flat or hyper,flat")
     for variant, path, hp in (("hyper", args.hyper, True), ("flat", args.flat, False)):
+        if variant not in wanted:
+            continue
         model, source, trained = load_variant(path, hp)
         rows = []
         for f in files:

@@ -220,14 +220,23 @@ def cmd_models(args) -> int:
                   f"reconstruction, progressive")
             print(f"  qualities     1..{cfg.get('iterations')} iterations "
                   f"({cfg.get('bits')} bits per 16x16 block each, before entropy coding)")
+        elif cfg.get("arch") == "ScalableRecurrentCodec":
+            prior = "RNN hyperprior" if cfg.get("hyperprior") else "factorized prior per layer"
+            print(f"  architecture  {cfg.get('arch')}  {cfg.get('cell')} cells, {prior}, progressive")
+            print(f"  qualities     1..{len(lams)} layers  (layer-wise λ = {', '.join(f'{l:g}' for l in lams)})")
         else:
             print(f"  architecture  {cfg.get('arch')}  N={cfg.get('N')} M={cfg.get('M')}")
             print(f"  qualities     1..{len(lams)}  (λ = {', '.join(f'{l:g}' for l in lams)})")
         kodak = json.loads(meta.get("kodak", "null") or "null")
         if kodak:
+            if len(kodak) > 8:  # a progressive model: 1, 2, 4, 8, ... iterations and the last
+                keys = list(kodak)
+                kodak = {q: kodak[q] for i, q in enumerate(keys, 1) if i & (i - 1) == 0 or q == keys[-1]}
             pts = ", ".join(f"q{q}: {v['bpp']:.3f} bpp / {v['psnr']:.2f} dB" for q, v in kodak.items())
             print(f"  Kodak         {pts}")
         print(f"  weights       {path.name}")
+        if path.with_suffix(".md").exists():
+            print(f"  model card    {path.with_suffix('.md')}")
     from .models import ARCHITECTURES
 
     trainable = [n for cls in ARCHITECTURES.values() for n in (getattr(cls, "variants", None) or [cls.name])]

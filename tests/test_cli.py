@@ -36,6 +36,29 @@ def test_compress_decompress_info(tmp_path, photo_file):
     assert "toderici2017-rnn" in stdout  # trainable architectures are listed even without shipped weights
 
 
+def test_models_describes_progressive_models(tmp_path, monkeypatch, capsys):
+    """Shipped progressive models are described by their own terms (iterations, layers), and a long
+    per-iteration Kodak list is cut to 1, 2, 4, 8, 16 iterations."""
+    from lic import zoo
+    from lic.models import RecurrentCodec, ScalableRecurrentCodec
+
+    kodak = {str(k): {"bpp": k / 8, "psnr": 20 + k, "ms_ssim": 0.9} for k in range(1, 17)}
+    rnn = RecurrentCodec(cell="gru", enc_channels=(8, 8, 8, 8), dec_channels=(8, 8, 8, 8, 8), context_hidden=(4, 4))
+    zoo.save_weights(rnn.eval(), tmp_path / "rnn.safetensors", name="toderici2017-rnn", extra={"kodak": kodak})
+    su = ScalableRecurrentCodec(enc_channels=(8, 8, 8, 8), dec_channels=(8, 8, 8, 8, 8), latent=8, hyper=8,
+                                hyper_hidden=8)
+    zoo.save_weights(su.eval(), tmp_path / "su.safetensors", name="su2020-rnn-hyperprior")
+    (tmp_path / "su.md").write_text("# card")
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "gru cells, additive reconstruction, progressive" in out and "1..16 iterations" in out
+    kodak_line = next(l for l in out.splitlines() if l.strip().startswith("Kodak"))
+    assert [p.split(":")[0].strip() for p in kodak_line.split("Kodak")[1].split(",")] == ["q1", "q2", "q4", "q8", "q16"]
+    assert "RNN hyperprior, progressive" in out and "1..4 layers" in out and "N=None" not in out
+    assert f"model card    {tmp_path / 'su.md'}" in out
+
+
 def test_folder_mode(tmp_path, photos):
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
