@@ -29,6 +29,7 @@ import math
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -53,6 +54,9 @@ def _dist_setup():
 
 def _initial_model(args):
     """New model, or warm start from shipped weights / a weights file / a checkpoint."""
+    if args.resume and (args.config or args.lambdas or args.channels):
+        warnings.warn("--config/--lambda/--channels ignored: --resume continues with the model configuration "
+                      "stored in its checkpoint or weights", stacklevel=2)
     if args.resume and str(args.resume).endswith(".pt"):
         ckpt = torch.load(args.resume, map_location="cpu", weights_only=False)
         model = build(ckpt["config"])
@@ -227,6 +231,8 @@ def train(args) -> dict:
                 break
     if bar is not None:
         bar.close()
+    if log is not None:
+        log.close()
     save(weights=False)  # the final weights are exported below
     result = {"steps": step, "minutes": used / 60}
     if rank == 0:

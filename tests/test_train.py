@@ -26,7 +26,7 @@ def data_dir(tmp_path_factory):
 ARGS = ["--batch", "2", "--crop", "64", "--workers", "0", "--channels", "8", "12", "--quiet", "--log-every", "1"]
 
 
-def test_train_resume_and_export(tmp_path, data_dir):
+def test_train_resume_and_export(tmp_path, data_dir, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "3", *ARGS]) == 0
     log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
@@ -34,8 +34,13 @@ def test_train_resume_and_export(tmp_path, data_dir):
     ck = torch.load(out / "ckpt.pt", weights_only=False)
     assert ck["step"] == 3
     # resume exactly from the checkpoint and go on to step 5
+    capsys.readouterr()
     assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "5", "--resume",
                  str(out / "ckpt.pt"), *ARGS]) == 0
+    # ARGS has --channels: said to be ignored, in one line, not silently; and nothing else is said
+    err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("lic:")]
+    assert err == ["lic: warning: --config/--lambda/--channels ignored: --resume continues with the model "
+                   "configuration stored in its checkpoint or weights"]
     assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 5
     # the exported weights are a working model
     import lic
