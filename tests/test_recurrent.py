@@ -314,6 +314,22 @@ def test_other_losses_train(loss):
     _train_steps({**TINY, "iterations": 2, "loss": loss}, size=40)
 
 
+def test_sign_binarizer_trains_on_the_bits_coding_sends():
+    """binarizer="sign": in training the decoder gets sign(y), the very bits the coder sends, so a training
+    forward pass is deterministic and equals the eval pass; the stochastic (paper's) binarizer is not."""
+    m = _train_steps({**TINY, "iterations": 3, "binarizer": "sign"})
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        train_a, train_b = m.train()(x)["x_hats"], m(x)["x_hats"]
+        evals = m.eval()(x)["x_hats"]
+    assert all(torch.equal(a, b) and torch.equal(a, e) for a, b, e in zip(train_a, train_b, evals))
+    stochastic = RecurrentCodec(**{**TINY, "iterations": 3}).train()
+    with torch.no_grad():
+        assert not torch.equal(stochastic(x)["x_hat"], stochastic(x)["x_hat"])
+    with pytest.raises(ValueError, match="binarizer"):
+        RecurrentCodec(**{**TINY, "binarizer": "round"})
+
+
 def test_lic_train_saves_a_working_progressive_model(tmp_path, photos):
     data = tmp_path / "data"
     data.mkdir()

@@ -36,6 +36,9 @@ Cells (``cell=``, ``encoder_cell=``): lstm, associative, gru, residual-gru (see
 decoded one); the default is ~8× narrower (16, 32, 64, 64 / 64, 64, 64, 32, 16:
 3.6k + 8.4k MAC per pixel and iteration, 60× fewer), sized for a CPU.
 
+Binarizer (``binarizer=``): ``stochastic`` (the paper's: b = ±1 with E[b] = tanh output in
+training) or ``sign`` (training sees the very bits coding sends); both straight-through.
+
 Loss (``loss=``): the paper's L1 on the residual summed over iterations, or MSE or
 1 − MS-SSIM summed over iterations; plus the context model's BCE rate (it has its
 own parameters, and the bits are detached: as in the paper the entropy coder does not
@@ -60,6 +63,7 @@ from ..layers.convrnn import CELLS, make_cell, pixel_shuffle
 from .base import CompressionModel, Compressed, coding, crop_centred, pad_to
 
 RECONSTRUCTIONS = ("oneshot", "additive", "scaled")
+BINARIZERS = ("stochastic", "sign")
 LOSSES = ("l1", "mse", "ms-ssim")
 PAPER = {"enc_channels": (64, 256, 512, 512), "dec_channels": (512, 512, 512, 256, 128)}
 
@@ -73,7 +77,8 @@ class RecurrentCodec(CompressionModel):
                  iterations: int = 16, bits: int = 32, enc_channels=(16, 32, 64, 64),
                  dec_channels=(64, 64, 64, 32, 16), kernel: int = 3, enc_hidden_kernel: int = 1,
                  dec_hidden_kernels=(1, 1, 3, 3), loss: str = "l1", context_hidden=(32, 32),
-                 context_groups: int = 4, context_checkerboard: bool = False, context_buckets: int = 64):
+                 context_groups: int = 4, context_checkerboard: bool = False, context_buckets: int = 64,
+                 binarizer: str = "stochastic"):
         super().__init__()
         encoder_cell = encoder_cell or cell
         for c in (cell, encoder_cell):
@@ -85,12 +90,16 @@ class RecurrentCodec(CompressionModel):
             raise ValueError(f"unknown loss '{loss}' (choose from {', '.join(LOSSES)})")
         if any(d % 4 for d in dec_channels[1:]):
             raise ValueError("decoder widths must be multiples of 4 (depth-to-space)")
+        if binarizer not in BINARIZERS:
+            raise ValueError(f"unknown binarizer '{binarizer}' (choose from {', '.join(BINARIZERS)})")
+        self.binarizer_kind = binarizer
         self.cfg = {"cell": cell, "encoder_cell": encoder_cell, "reconstruction": reconstruction,
                     "iterations": int(iterations), "bits": int(bits), "enc_channels": list(enc_channels),
                     "dec_channels": list(dec_channels), "kernel": kernel, "enc_hidden_kernel": enc_hidden_kernel,
                     "dec_hidden_kernels": list(dec_hidden_kernels), "loss": loss,
                     "context_hidden": list(context_hidden), "context_groups": context_groups,
-                    "context_checkerboard": bool(context_checkerboard), "context_buckets": context_buckets}
+                    "context_checkerboard": bool(context_checkerboard), "context_buckets": context_buckets,
+                    "binarizer": binarizer}
         self.iterations, self.bits, self.reconstruction, self.loss_kind = int(iterations), int(bits), reconstruction, loss
         self.qualities = list(range(1, self.iterations + 1))
         self.default_quality = self.iterations // 2 or 1
@@ -141,6 +150,8 @@ class RecurrentCodec(CompressionModel):
         hard = torch.where(y >= 0, 1.0, -1.0).to(y.dtype)
         if not self.training:
             return hard
+        if self.binarizer_kind == "sign":  # training sees the bits coding sends; straight-through gradient
+            return y + (hard - y).detach()
         sample = torch.where(torch.rand_like(y) < (1 + y) / 2, 1.0, -1.0).to(y.dtype)  # E[sample] = y
         return y + (sample - y).detach()  # straight-through
 
