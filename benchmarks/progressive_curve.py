@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 from lic import zoo  # noqa: E402
 from lic.imageio import read_image  # noqa: E402
-from lic.models.base import pad_to  # noqa: E402
 from lic.models.recurrent import RecurrentCodec  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
@@ -59,20 +58,22 @@ def tiled_curve(model, x: torch.Tensor, t: int) -> list[float]:
 
 @torch.no_grad()
 def binarizer_stats(model: RecurrentCodec, x: torch.Tensor) -> list[dict]:
+    """Per iteration: what the encoder's first layer is fed and what the binarizer's 1×1 conv gives (before tanh)."""
     stats = []
-    encode = model._encode_step
 
-    def spy(r, states):
-        y = encode(r, states)
-        stats.append({"residual_abs": r.abs().mean().item(), "activation_abs": y.abs().mean().item(),
-                      "saturated": (y.abs() > 0.9).float().mean().item()})
-        return y
+    def fed(module, inputs):
+        stats.append({"residual_abs": inputs[0].abs().mean().item()})
 
-    model._encode_step = spy
+    def binarized(module, inputs, output):
+        y = torch.tanh(output)
+        stats[-1].update(activation_abs=y.abs().mean().item(), saturated=(y.abs() > 0.9).float().mean().item())
+
+    hooks = [model.enc_stem.register_forward_pre_hook(fed), model.binarizer.register_forward_hook(binarized)]
     try:
-        model._run(pad_to(x, model.PAD) - 0.5, model.iterations, model._binarize)
+        model(x)
     finally:
-        del model._encode_step
+        for h in hooks:
+            h.remove()
     return stats
 
 
