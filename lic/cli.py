@@ -360,6 +360,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _warning_line
+    from .runtime import keep_freed_memory
+
+    keep_freed_memory()  # a short-lived process: reusing freed memory makes coding ~1/3 faster
     try:
         return int(args.func(args) or 0)
     except LicError as exc:

@@ -160,6 +160,9 @@ DETERMINISM = r"""
 import sys, hashlib, numpy as np, torch
 torch.set_num_threads(int(sys.argv[1]))
 import lic
+if sys.argv[2] == "kept":
+    from lic.runtime import keep_freed_memory
+    assert keep_freed_memory() or not sys.platform.startswith("linux")
 from skimage import data
 from PIL import Image
 img = Image.fromarray(np.ascontiguousarray(data.astronaut()[:200, :300]))
@@ -173,9 +176,30 @@ print(" ".join(out))
 
 
 def test_same_file_and_image_whatever_the_thread_count():
-    runs = [subprocess.run([sys.executable, "-c", DETERMINISM, str(n)], capture_output=True, text=True, check=True)
-            for n in (1, 2)]
-    assert runs[0].stdout.strip() and runs[0].stdout == runs[1].stdout
+    """... and whether freed memory is kept for reuse (what the lic command does, lic.runtime)."""
+    runs = [subprocess.run([sys.executable, "-c", DETERMINISM, str(n), mem], capture_output=True, text=True, check=True)
+            for n, mem in ((1, "default"), (2, "default"), (2, "kept"))]
+    assert runs[0].stdout.strip() and runs[0].stdout == runs[1].stdout == runs[2].stdout
+
+
+def test_coding_computes_the_training_function(tiny, photos):
+    """Coding runs the transforms channels-last, GDN in place: the same function as the training pass
+    (to float rounding); the weights keep their values and can still be trained afterwards."""
+    from lic import zoo
+    from lic.imageio import from_tensor, to_tensor
+
+    x = to_tensor(np.asarray(photos["chelsea"]))
+    digest = zoo.state_digest(tiny.state_dict())
+    coded = codec.encode(photos["chelsea"], model=tiny, quality=2, reconstruct=True)  # in inference mode
+    with torch.enable_grad():
+        out = tiny(x, 2)  # eval mode: ŷ is rounded, as in coding
+        out["x_hat"].square().mean().backward()
+    assert all(p.grad is not None for p in tiny.g_a.parameters())
+    tiny.zero_grad(set_to_none=True)
+    trained = from_tensor(out["x_hat"])
+    assert trained.shape == np.asarray(coded.reconstruction).shape
+    assert np.abs(trained.astype(int) - np.asarray(coded.reconstruction).astype(int)).max() <= 1
+    assert zoo.state_digest(tiny.state_dict()) == digest
 
 
 def test_16bit_rgb_png_is_reduced_with_warning(tiny, tmp_path):

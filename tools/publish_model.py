@@ -51,7 +51,8 @@ def _intro(model) -> list[str]:
 def _kodak_rows(kodak: dict) -> list[str]:
     if "qualities" in kodak:  # benchmarks/kodak_rd.py
         lines = [f"Measured with `{kodak['command']}` ({kodak['threads']} threads, torch {kodak['torch']}, "
-                 f"{kodak['cpu']}); peak memory by {kodak['memory_method']}.", "",
+                 f"{kodak['cpu']}); peak memory by {kodak['memory_method']}."
+                 + (f" Timing: {kodak['timing']}; allocator: {kodak['allocator']}." if "timing" in kodak else ""), "",
                  "| quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | file vs estimate | encode s | decode s | "
                  "decoded = encoder's |",
                  "|---|---|---|---|---|---|---|---|---|"]

@@ -66,7 +66,7 @@ class HyperpriorLatentCodec(nn.Module):
 
     def scale_indexes(self, z_hat: torch.Tensor) -> torch.Tensor:
         """Integer scale-table index of every latent, identical on every machine."""
-        t = self.h_s_int(z_hat).to(torch.int64)  # log σ in units of 2**-A_BITS
+        t = self.h_s_int(z_hat).to(torch.int64).contiguous()  # log σ in units of 2**-A_BITS
         return torch.bucketize(t, self.scale_thresholds.cpu(), right=True)
 
     # -- training / estimation ---------------------------------------------------------------
