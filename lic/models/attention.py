@@ -116,6 +116,7 @@ class UpBlock(nn.Module):
 # -- the model ------------------------------------------------------------------------------------
 class AttentionCodec(TransformCodec):
     name = "attention-factorized"
+    TILE, HALO_A, HALO_S = 1024, 96, 9  # coding tiles (TransformCodec): the residual blocks see far
     #: trainable names and the constructor arguments they stand for (``lic train --model NAME``)
     variants = {"attention-factorized": {"entropy": "factorized"}, "attention-hyperprior": {"entropy": "hyperprior"}}
 

@@ -21,11 +21,18 @@ import torch
 import torch.nn as nn
 
 from .base import CompressionModel, Compressed, coding, pad_to
+from .tiling import run_tiled
 
 
 class TransformCodec(CompressionModel):
     PAD: int  # inputs are padded to a multiple of this (16 × the latent codec's own multiple)
     M: int  # latent channels
+    # coding runs g_a and g_s on tiles of TILE × TILE pixels (lic.models.tiling) with HALO_A pixels /
+    # HALO_S latents of context, at least the transforms' receptive radius (tested); part of the
+    # decoder's arithmetic: changing them changes decoded pixels by float rounding, never the bytes
+    TILE: int = 768
+    HALO_A: int = 32
+    HALO_S: int = 2
 
     def init_gains(self) -> None:
         """Gains start at (λ_Q / λ_mid)^½: finer quantization for a higher λ."""
@@ -68,7 +75,7 @@ class TransformCodec(CompressionModel):
         dev = next(self.parameters()).device
         self._channels_last()
         xp = pad_to(x.to(dev), self.PAD).contiguous(memory_format=torch.channels_last)
-        y = self.g_a(xp).contiguous() * self._gain(quality)
+        y = run_tiled(self.g_a, xp, self.TILE, self.HALO_A, down=16).contiguous() * self._gain(quality)
         chunks, y_hat, bits = self.latent.compress(y)
         out = Compressed(chunks)
         out.extra["table_bits"] = bits
@@ -104,5 +111,5 @@ class TransformCodec(CompressionModel):
         dev = next(self.parameters()).device
         self._channels_last()
         y_hat = (y_hat.to(dev) * self._gain(quality, inverse=True)).contiguous(memory_format=torch.channels_last)
-        x_hat = self.g_s(y_hat)
+        x_hat = run_tiled(self.g_s, y_hat, self.TILE // 16, self.HALO_S, up=16)
         return x_hat[..., : size[0], : size[1]].clamp(0, 1).cpu()
