@@ -362,7 +362,7 @@ def main(argv=None) -> int:
     warnings.showwarning = _warning_line
     from .runtime import keep_freed_memory
 
-    keep_freed_memory()  # a short-lived process: reusing freed memory makes coding ~1/3 faster
+    keep_freed_memory()  # a short-lived process: reusing freed memory makes coding faster (lic.runtime)
     try:
         return int(args.func(args) or 0)
     except LicError as exc:
