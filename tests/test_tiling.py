@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from lic import codec
 from lic.models import AttentionCodec, ScaleHyperprior
@@ -23,8 +22,8 @@ def _receptive_radius(fn, channels: int, size: int, down: int) -> tuple[int, int
         c = out.shape[-1] // 32 * 16  # a latent's 16×16 pixels in the middle
         out[0, :, c:c + 16, c:c + 16].sum().backward()
         first = last = c // 16
-    rows = torch.nonzero(x.grad[0].abs().sum((0, 2)) > 0)[:, 0]
-    return first - int(rows.min()), int(rows.max()) - last
+    reach = torch.nonzero(x.grad[0].abs().sum(0) > 0)  # (row, column) of every input that counts
+    return first - int(reach.min()), int(reach.max()) - last  # rows and columns alike (square cell)
 
 
 @pytest.mark.parametrize("cls, kwargs", [(ScaleHyperprior, dict(N=8, M=8)), (AttentionCodec, dict(N=8, M=8))])
