@@ -30,7 +30,8 @@ import torch
 
 def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, halo: int,
               up: int = 1, down: int = 1) -> torch.Tensor:
-    """``fn(x)`` computed on ``tile × tile`` cores with ``halo`` units of context each side.
+    """``fn(x)`` computed on ``tile × tile`` cores with ``halo`` units of context each side; ``fn`` is
+    given channels-last tensors (the fast layout of the coding transforms, see TransformCodec).
 
     ``fn`` maps an input of size h × w to an output of size h·up/down × w·up/down (``down`` =
     16 for an analysis transform that goes 16× down, ``up`` = 16 for a synthesis transform);
@@ -38,9 +39,12 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile:
     """
     h, w = x.shape[-2:]
     if h <= tile and w <= tile:
-        return fn(x)
+        return fn(x.contiguous(memory_format=torch.channels_last))
     if tile % down or halo % down:
         raise ValueError(f"tile {tile} and halo {halo} must be multiples of the stride {down}")
+    def o(v: int) -> int:  # input units -> output units
+        return v * up // down
+
     out = None
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
@@ -49,8 +53,7 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile:
             a1, b1 = min(y1 + halo, h), min(x1 + halo, w)
             part = fn(x[..., a0:a1, b0:b1].contiguous(memory_format=torch.channels_last))
             if out is None:
-                out = torch.empty((*part.shape[:-2], h * up // down, w * up // down), dtype=part.dtype,
-                                  device=part.device, memory_format=torch.channels_last)
-            out[..., y0 * up // down: y1 * up // down, x0 * up // down: x1 * up // down] = \
-                part[..., (y0 - a0) * up // down: (y1 - a0) * up // down, (x0 - b0) * up // down: (x1 - b0) * up // down]
+                out = torch.empty((*part.shape[:-2], o(h), o(w)), dtype=part.dtype, device=part.device,
+                                  memory_format=torch.channels_last)
+            out[..., o(y0):o(y1), o(x0):o(x1)] = part[..., o(y0 - a0):o(y1 - a0), o(x0 - b0):o(x1 - b0)]
     return out

@@ -29,7 +29,7 @@ class TransformCodec(CompressionModel):
     M: int  # latent channels
     # coding runs g_a and g_s on tiles of TILE × TILE pixels (lic.models.tiling) with HALO_A pixels /
     # HALO_S latents of context, at least the transforms' receptive radius (tested); part of the
-    # decoder's arithmetic: changing them changes decoded pixels by float rounding, never the bytes
+    # decoder's arithmetic: changing them may move decoded pixels by float rounding, never the latents
     TILE: int = 768
     HALO_A: int = 32
     HALO_S: int = 2
@@ -74,8 +74,8 @@ class TransformCodec(CompressionModel):
         self.ensure_tables()
         dev = next(self.parameters()).device
         self._channels_last()
-        xp = pad_to(x.to(dev), self.PAD).contiguous(memory_format=torch.channels_last)
-        y = run_tiled(self.g_a, xp, self.TILE, self.HALO_A, down=16).contiguous() * self._gain(quality)
+        y = run_tiled(self.g_a, pad_to(x.to(dev), self.PAD), self.TILE, self.HALO_A, down=16).contiguous()
+        y = y * self._gain(quality)
         chunks, y_hat, bits = self.latent.compress(y)
         out = Compressed(chunks)
         out.extra["table_bits"] = bits
@@ -110,6 +110,6 @@ class TransformCodec(CompressionModel):
     def _synthesize(self, y_hat: torch.Tensor, quality: int, size) -> torch.Tensor:
         dev = next(self.parameters()).device
         self._channels_last()
-        y_hat = (y_hat.to(dev) * self._gain(quality, inverse=True)).contiguous(memory_format=torch.channels_last)
+        y_hat = y_hat.to(dev) * self._gain(quality, inverse=True)
         x_hat = run_tiled(self.g_s, y_hat, self.TILE // 16, self.HALO_S, up=16)
         return x_hat[..., : size[0], : size[1]].clamp(0, 1).cpu()
