@@ -153,7 +153,11 @@ def cmd_decompress(args) -> int:
     img = codec.decode(data, model=args.model, layers=args.layers)
 
     def save(tmp):
-        img.save(tmp, format=fmt)
+        icc = img.info.get("icc_profile")
+        if icc and fmt not in ("PNG", "JPEG", "WEBP", "TIFF"):
+            warnings.warn(f"{fmt} output cannot hold the file's ICC colour profile; colours may shift "
+                          "(write .png to keep it)", stacklevel=2)
+        img.save(tmp, format=fmt, **({"icc_profile": icc} if icc else {}))
 
     write_atomic(out, save=save)
     if not args.quiet:
@@ -191,7 +195,7 @@ def cmd_info(args) -> int:
     print(f"  {'#':>3}  {'kind':<8} {'bytes':>10} {'cum. bpp':>9}")
     layer = 0
     for i, (c, end) in enumerate(zip(f.chunks, f.ends), 1):
-        kind = {container.CHUNK_MODEL: "data", container.CHUNK_ALPHA: "alpha"}.get(c.kind, str(c.kind))
+        kind = {container.CHUNK_MODEL: "data", container.CHUNK_ALPHA: "alpha", container.CHUNK_ICC: "icc"}.get(c.kind, str(c.kind))
         if c.kind == container.CHUNK_MODEL:
             layer += 1
             kind = f"data {layer}"

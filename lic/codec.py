@@ -1,7 +1,10 @@
 """Images <-> ``.lic`` bytes: ties image preparation, a model and the container together.
 
-    PIL image ─prepare─► RGB planes (+ alpha) ─model.compress─► chunks ─container.write─► bytes
+    PIL image ─prepare─► RGB planes (+ alpha, ICC) ─model.compress─► chunks ─container.write─► bytes
     bytes ─container.read (checksums)─► header + chunks ─model.decompress─► RGB ─assemble─► PIL image
+
+Side chunks (alpha plane, ICC profile) come before the model's data chunks, so
+every prefix of a progressive file keeps them.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import torch
 from PIL import Image
 
 from . import container, zoo
-from .container import CHUNK_ALPHA, CHUNK_MODEL, Chunk, Header
+from .container import CHUNK_ALPHA, CHUNK_ICC, CHUNK_MODEL, Chunk, Header
 from .errors import FormatError, ModelError
-from .imageio import assemble, decode_alpha, encode_alpha, from_tensor, prepare, to_tensor
+from .imageio import (Prepared, assemble, decode_alpha, decode_icc, encode_alpha, encode_icc, from_tensor,
+                      prepare, to_tensor)
 from .models import CompressionModel
 
 
@@ -36,6 +40,16 @@ def _name(model: CompressionModel) -> str:
     return getattr(model, "lic_name", None) or model.name
 
 
+def side_chunks(p: Prepared) -> list[Chunk]:
+    """The chunks written before the model data: the alpha plane and the ICC profile, when present."""
+    chunks = []
+    if p.alpha is not None:
+        chunks.append(Chunk(CHUNK_ALPHA, encode_alpha(p.alpha)))
+    if p.icc is not None:
+        chunks.append(Chunk(CHUNK_ICC, encode_icc(p.icc)))
+    return chunks
+
+
 def encode(image: Image.Image, model="bmshj2018-hyperprior", quality: int | None = None,
            reconstruct: bool = False) -> Encoded:
     m = _resolve(model)
@@ -45,16 +59,13 @@ def encode(image: Image.Image, model="bmshj2018-hyperprior", quality: int | None
     h, w = p.rgb.shape[:2]
     with torch.inference_mode():
         comp = m.compress(to_tensor(p.rgb), q, reconstruct=reconstruct)
-    chunks = []
-    if p.alpha is not None:
-        chunks.append(Chunk(CHUNK_ALPHA, encode_alpha(p.alpha)))
-    chunks += [Chunk(CHUNK_MODEL, c) for c in comp.chunks]
+    chunks = side_chunks(p) + [Chunk(CHUNK_MODEL, c) for c in comp.chunks]
     header = Header(model=_name(m), digest=zoo.model_digest(m), width=w, height=h, mode=p.mode,
                     quality=q, n_chunks=len(chunks), params=comp.params)
     data = container.write(header, chunks)
     recon = None
     if reconstruct:
-        recon = assemble(from_tensor(comp.x_hat), p.mode, p.alpha)
+        recon = assemble(from_tensor(comp.x_hat), p.mode, p.alpha, p.icc)
     return Encoded(data, recon, header, comp.extra.get("table_bits"))
 
 
@@ -100,9 +111,12 @@ def decode(data: bytes, model=None, layers: int | None = None) -> Image.Image:
         if a is None:
             raise FormatError("truncated .lic file: alpha chunk is missing")
         alpha = decode_alpha(a, h.width, h.height)
+    icc = f.chunk(CHUNK_ICC)
+    if icc is not None:
+        icc = decode_icc(icc)
     with torch.inference_mode():
         x_hat = m.decompress(chunks, h.height, h.width, h.quality, h.params)
-    return assemble(from_tensor(x_hat), h.mode, alpha)
+    return assemble(from_tensor(x_hat), h.mode, alpha, icc)
 
 
 def reference_rgb(image: Image.Image) -> np.ndarray:

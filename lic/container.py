@@ -30,6 +30,7 @@ FORMAT_VERSION = 1
 # chunk kinds
 CHUNK_MODEL = 1  # entropy-coded model data (one per layer for progressive models)
 CHUNK_ALPHA = 2  # the alpha plane, lossless (PNG)
+CHUNK_ICC = 3  # the input's ICC colour profile (zlib), when it describes the coded planes
 
 MODES = ("L", "RGB", "LA", "RGBA")
 

@@ -13,15 +13,26 @@ RGBA, LA, PA, P with alpha      RGB / L + lossless alpha chunk
 P, CMYK, YCbCr, LAB, HSV        RGB
 1 (bilevel)                     L
 I;16*, I (16/32-bit), F         L, reduced to 8 bits (warning)
+RGB / L with a transparent      RGBA / LA (the PNG/GIF ``transparency``
+colour                          entry becomes a lossless alpha plane)
 ==============================  ===========================================
 
 EXIF orientation is applied before coding, so the decoded image is upright.
+An embedded ICC colour profile travels with the file (and comes back in
+``image.info["icc_profile"]``) when it describes the coded planes: an RGB
+profile on RGB / RGBA / palette input, a gray one on grayscale input.  A
+profile named sRGB is not stored (decoders assume sRGB without one).  A
+profile of another colour space (CMYK, Lab) no longer applies after
+conversion and is dropped with a warning.  Other metadata (EXIF, XMP) is not kept.  Of a
+multi-frame file (animation, multi-page TIFF) the first frame is coded, with
+a warning.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +50,7 @@ class Prepared:
     rgb: np.ndarray  # H×W×3 uint8
     mode: str  # "L", "RGB", "LA" or "RGBA": the mode decoding gives back
     alpha: np.ndarray | None  # H×W uint8 or None
+    icc: bytes | None = None  # ICC profile of the coded planes, kept verbatim
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -53,7 +65,10 @@ def read_image(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as im:
             deep = any(";16" in str(getattr(t, "args", t[3] if len(t) > 3 else "")) for t in (im.tile or []))
+            frames = getattr(im, "n_frames", 1)
             im.load()
+            if frames > 1:
+                warnings.warn(f"{path.name}: {frames} frames; only the first is coded", stacklevel=2)
             if deep and im.mode in ("RGB", "RGBA"):
                 warnings.warn(f"{path.name}: 16-bit per channel image reduced to 8 bits", stacklevel=2)
             im = ImageOps.exif_transpose(im)
@@ -83,7 +98,11 @@ def prepare(im: Image.Image) -> Prepared:
     w, h = im.size
     if w < 1 or h < 1:
         raise InputError("image has no pixels")
-    mode = im.mode
+    mode = source_mode = im.mode
+    icc = im.info.get("icc_profile") or None
+    if mode in ("RGB", "L") and "transparency" in im.info:
+        im = im.convert("RGBA" if mode == "RGB" else "LA")
+        mode = im.mode
     if mode == "P":
         im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
         mode = im.mode
@@ -93,23 +112,71 @@ def prepare(im: Image.Image) -> Prepared:
         im = im.convert("RGBA" if mode == "RGBa" else "LA")
         mode = im.mode
     if mode == "RGB":
-        return Prepared(np.asarray(im, dtype=np.uint8), "RGB", None)
-    if mode == "RGBA":
+        p = Prepared(np.asarray(im, dtype=np.uint8), "RGB", None)
+    elif mode == "RGBA":
         a = np.asarray(im, dtype=np.uint8)
-        return Prepared(np.ascontiguousarray(a[..., :3]), "RGBA", np.ascontiguousarray(a[..., 3]))
-    if mode == "LA":
+        p = Prepared(np.ascontiguousarray(a[..., :3]), "RGBA", np.ascontiguousarray(a[..., 3]))
+    elif mode == "LA":
         a = np.asarray(im, dtype=np.uint8)
-        return Prepared(np.repeat(a[..., :1], 3, axis=2), "LA", np.ascontiguousarray(a[..., 1]))
-    if mode in ("L", "1"):
+        p = Prepared(np.repeat(a[..., :1], 3, axis=2), "LA", np.ascontiguousarray(a[..., 1]))
+    elif mode in ("L", "1"):
         g = np.asarray(im.convert("L"), dtype=np.uint8)
-        return Prepared(np.repeat(g[..., None], 3, axis=2), "L", None)
-    if mode.startswith("I") or mode == "F":
+        p = Prepared(np.repeat(g[..., None], 3, axis=2), "L", None)
+    elif mode.startswith("I") or mode == "F":
         warnings.warn(f"{mode} image ({'16' if ';16' in mode else '32'}-bit) reduced to 8 bits", stacklevel=2)
         g = _to_8bit(im)
-        return Prepared(np.repeat(g[..., None], 3, axis=2), "L", None)
-    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-        return Prepared(np.asarray(im.convert("RGB"), dtype=np.uint8), "RGB", None)
-    raise InputError(f"unsupported image mode {mode}")
+        p = Prepared(np.repeat(g[..., None], 3, axis=2), "L", None)
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        p = Prepared(np.asarray(im.convert("RGB"), dtype=np.uint8), "RGB", None)
+    else:
+        raise InputError(f"unsupported image mode {mode}")
+    p.icc = _matching_icc(icc, source_mode, p.mode)
+    return p
+
+
+def icc_space(icc: bytes) -> str:
+    """The data colour space an ICC profile describes ('RGB', 'GRAY', 'CMYK', 'Lab', ...), from its header;
+    '' when ``icc`` is not a profile."""
+    if len(icc) < 132 or icc[36:40] != b"acsp":
+        return ""
+    return icc[16:20].decode("latin-1").strip()
+
+
+def icc_description(icc: bytes) -> str:
+    """The profile's description tag ('desc', ICC v2 text or v4 multi-language), '' when absent."""
+    try:
+        count = int.from_bytes(icc[128:132], "big")
+        for i in range(min(count, 256)):
+            sig, off, size = icc[132 + 12 * i:136 + 12 * i], *(
+                int.from_bytes(icc[136 + 12 * i + 4 * k:140 + 12 * i + 4 * k], "big") for k in range(2))
+            if sig != b"desc":
+                continue
+            tag = icc[off:off + size]
+            if tag[:4] == b"desc":  # v2: ASCII count (with NUL), then the text
+                n = int.from_bytes(tag[8:12], "big")
+                return tag[12:12 + n].split(b"\0")[0].decode("latin-1")
+            if tag[:4] == b"mluc":  # v4: first record, UTF-16BE
+                n, o = int.from_bytes(tag[20:24], "big"), int.from_bytes(tag[24:28], "big")
+                return tag[o:o + n].decode("utf-16-be", "replace")
+    except (ValueError, IndexError):
+        pass
+    return ""
+
+
+def _matching_icc(icc: bytes | None, source_mode: str, coded_mode: str) -> bytes | None:
+    """The profile to keep: one that describes the coded planes and is not plain sRGB (the default)."""
+    if not icc:
+        return None
+    space = icc_space(icc)
+    same_family = source_mode in ("RGB", "RGBA", "RGBa", "P", "PA") and space == "RGB" or \
+        coded_mode in ("L", "LA") and source_mode not in ("P", "PA") and space == "GRAY"
+    if not same_family:
+        warnings.warn(f"ICC profile ({space or 'unreadable'}) of the {source_mode} input does not describe "
+                      f"the coded {coded_mode} planes; dropped, colours converted without it", stacklevel=3)
+        return None
+    if space == "RGB" and icc_description(icc).startswith("sRGB"):
+        return None  # what a decoder assumes without a profile: not worth its bytes
+    return bytes(icc)
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -122,16 +189,34 @@ def from_tensor(x: torch.Tensor) -> np.ndarray:
     return a.permute(1, 2, 0).contiguous().numpy()
 
 
-def assemble(rgb: np.ndarray, mode: str, alpha: np.ndarray | None) -> Image.Image:
-    """Decoded planes -> a Pillow image in the original mode."""
+def assemble(rgb: np.ndarray, mode: str, alpha: np.ndarray | None, icc: bytes | None = None) -> Image.Image:
+    """Decoded planes -> a Pillow image in the original mode (with its ICC profile, if one was kept)."""
     if mode in ("L", "LA"):
         g = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        if mode == "L":
-            return Image.fromarray(g, "L")
-        return Image.fromarray(np.stack([g, alpha], axis=2), "LA")
-    if mode == "RGBA":
-        return Image.fromarray(np.concatenate([rgb, alpha[..., None]], axis=2), "RGBA")
-    return Image.fromarray(rgb, "RGB")
+        im = Image.fromarray(g, "L") if mode == "L" else Image.fromarray(np.stack([g, alpha], axis=2), "LA")
+    elif mode == "RGBA":
+        im = Image.fromarray(np.concatenate([rgb, alpha[..., None]], axis=2), "RGBA")
+    else:
+        im = Image.fromarray(rgb, "RGB")
+    if icc:
+        im.info["icc_profile"] = icc
+    return im
+
+
+def encode_icc(icc: bytes) -> bytes:
+    return zlib.compress(icc, 9)
+
+
+def decode_icc(data: bytes) -> bytes:
+    from .errors import FormatError
+
+    try:
+        icc = zlib.decompress(data)
+    except zlib.error:
+        raise FormatError("corrupt .lic file: ICC profile chunk is not valid") from None
+    if not icc_space(icc):
+        raise FormatError("corrupt .lic file: ICC profile chunk is not valid")
+    return icc
 
 
 def encode_alpha(alpha: np.ndarray) -> bytes:

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from . import container, metrics, zoo
-from .container import CHUNK_ALPHA, CHUNK_MODEL, Chunk, Header
+from .container import CHUNK_MODEL, Chunk, Header
 from .errors import InputError, ModelError
-from .imageio import assemble, encode_alpha, from_tensor, prepare, to_tensor
+from .imageio import assemble, from_tensor, prepare, to_tensor
 
 
 @dataclass
@@ -63,13 +63,13 @@ def _planes(rgb: np.ndarray, mode: str) -> np.ndarray:
 
 def prefix_files(prepared, model, max_quality: int | None = None):
     """Encode a prepared image once with a progressive model: ``(compressed, files)``, where ``files[k-1]``
-    is the complete .lic file of the first k layers (header and alpha included: what ``head -c`` at
+    is the complete .lic file of the first k layers (header, alpha and ICC profile included: what ``head -c`` at
     that chunk boundary gives) and ``compressed.extra["x_hats"][k-1]`` what it decodes to."""
-    from .codec import _name
+    from .codec import _name, side_chunks
 
     p, m = prepared, model
     h, w = p.rgb.shape[:2]
-    alpha = [Chunk(CHUNK_ALPHA, encode_alpha(p.alpha))] if p.alpha is not None else []
+    side = side_chunks(p)
     n = m.check_quality(max_quality if max_quality is not None else m.qualities[-1])
     with torch.inference_mode():
         comp = m.compress(to_tensor(p.rgb), n, reconstruct=True)
@@ -79,7 +79,7 @@ def prefix_files(prepared, model, max_quality: int | None = None):
     digest = zoo.model_digest(m)
     files = []
     for k in range(1, len(comp.chunks) + 1):
-        chunks = alpha + [Chunk(CHUNK_MODEL, c) for c in comp.chunks[:k]]
+        chunks = side + [Chunk(CHUNK_MODEL, c) for c in comp.chunks[:k]]
         header = Header(model=_name(m), digest=digest, width=w, height=h, mode=p.mode, quality=k,
                         n_chunks=len(chunks), params=comp.params)
         files.append(container.write(header, chunks))

@@ -59,3 +59,13 @@ def photo_file(tmp_path, photos):
     p = tmp_path / "photo.png"
     photos["astronaut"].save(p)
     return p
+
+
+@pytest.fixture(scope="session")
+def wide_icc():
+    """An RGB ICC profile that is not sRGB: Pillow's sRGB profile with its description renamed (ICC v4
+    'mluc' text is UTF-16BE).  Made once: every new profile carries its creation time."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return icc.replace("sRGB built-in".encode("utf-16-be"), "Wide built-in".encode("utf-16-be"))

@@ -93,6 +93,22 @@ def test_cut_inside_a_chunk_warns_and_decodes_the_complete_ones(rnn, image):
             codec.decode(data[:ends[0] - 2], model=rnn)
 
 
+def test_every_prefix_and_rate_controlled_file_keeps_alpha_and_icc_profile(rnn, image, wide_icc):
+    img = image.convert("RGBA")
+    img.info["icc_profile"] = wide_icc
+    data = lic.compress(img, model=rnn, quality=3)
+    kinds = [c.kind for c in container.read(data).chunks]
+    assert kinds == [container.CHUNK_ALPHA, container.CHUNK_ICC] + [container.CHUNK_MODEL] * 3
+    ends = boundaries(data)
+    for cut in ends[2:]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dec = codec.decode(data[:cut], model=rnn)
+        assert dec.mode == "RGBA" and dec.info["icc_profile"] == wide_icc
+    picked = lic.compress(img, model=rnn, iterations=2)
+    assert lic.decompress(picked, model=rnn).info["icc_profile"] == wide_icc
+
+
 def test_corrupted_chunk_and_bad_requests(rnn, image):
     data = lic.compress(image, model=rnn, quality=5)
     ends = boundaries(data)
