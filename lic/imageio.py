@@ -23,14 +23,15 @@ An embedded ICC colour profile travels with the file (and comes back in
 profile on RGB / RGBA / palette input, a gray one on grayscale input.  A
 profile named sRGB is not stored (decoders assume sRGB without one).  A
 profile of another colour space (CMYK, Lab) no longer applies after
-conversion and is dropped with a warning.  Other metadata (EXIF, XMP) is not kept.  Of a
-multi-frame file (animation, multi-page TIFF) the first frame is coded, with
-a warning.
+conversion and is dropped with a warning.  Other metadata (EXIF, XMP) is
+not kept.  Of a multi-frame file (animation, multi-page TIFF) the first
+frame is coded, with a warning.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -143,22 +144,21 @@ def icc_space(icc: bytes) -> str:
 
 
 def icc_description(icc: bytes) -> str:
-    """The profile's description tag ('desc', ICC v2 text or v4 multi-language), '' when absent."""
+    """The profile's description tag ('desc': ICC v2 text or v4 multi-language), '' when absent."""
     try:
-        count = int.from_bytes(icc[128:132], "big")
-        for i in range(min(count, 256)):
-            sig, off, size = icc[132 + 12 * i:136 + 12 * i], *(
-                int.from_bytes(icc[136 + 12 * i + 4 * k:140 + 12 * i + 4 * k], "big") for k in range(2))
+        (count,) = struct.unpack_from(">I", icc, 128)
+        for i in range(min(count, 256)):  # tag table: signature, offset, size
+            sig, off, size = struct.unpack_from(">4sII", icc, 132 + 12 * i)
             if sig != b"desc":
                 continue
             tag = icc[off:off + size]
             if tag[:4] == b"desc":  # v2: ASCII count (with NUL), then the text
-                n = int.from_bytes(tag[8:12], "big")
+                (n,) = struct.unpack_from(">I", tag, 8)
                 return tag[12:12 + n].split(b"\0")[0].decode("latin-1")
-            if tag[:4] == b"mluc":  # v4: first record, UTF-16BE
-                n, o = int.from_bytes(tag[20:24], "big"), int.from_bytes(tag[24:28], "big")
+            if tag[:4] == b"mluc":  # v4: the first record's UTF-16BE text
+                n, o = struct.unpack_from(">II", tag, 20)
                 return tag[o:o + n].decode("utf-16-be", "replace")
-    except (ValueError, IndexError):
+    except struct.error:
         pass
     return ""
 
