@@ -150,6 +150,9 @@ def cmd_decompress(args) -> int:
     check_output(out, args.force, (src,))
     fmt = _pil_format(out)
     data = src.read_bytes()
+    mode = codec.read_header(data).header.mode
+    if fmt == "JPEG" and mode in ("LA", "RGBA"):
+        raise OutputError(f"{out}: JPEG has no alpha channel and this image is {mode} (write .png, .webp or .tif)")
     img = codec.decode(data, model=args.model, layers=args.layers)
 
     def save(tmp):

@@ -114,7 +114,7 @@ def lic_file(tmp_path, photo_file):
 
 
 @pytest.mark.parametrize("case", ["truncated", "corrupted", "not_lic", "empty", "other_weights", "bad_ext",
-                                  "exists"])
+                                  "exists", "alpha_to_jpeg"])
 def test_bad_decompress_input(tmp_path, lic_file, tiny_weights, photo_file, case):
     data = lic_file.read_bytes()
     src = tmp_path / "in.lic"
@@ -143,6 +143,12 @@ def test_bad_decompress_input(tmp_path, lic_file, tiny_weights, photo_file, case
     elif case == "exists":
         src.write_bytes(data)
         out.write_bytes(b"old")
+    elif case == "alpha_to_jpeg":
+        from lic import codec
+
+        src.write_bytes(codec.encode(Image.open(photo_file).convert("RGBA"), model=tiny_weights, quality=1).data)
+        extra = ["--model", str(tiny_weights)]
+        out = tmp_path / "out.jpg"
     before = listing(tmp_path)
     rc, _, err = run("decompress", src, "-o", out, *extra)
     one_line_error(rc, err)
@@ -153,6 +159,8 @@ def test_bad_decompress_input(tmp_path, lic_file, tiny_weights, photo_file, case
         assert "truncated" in err
     if case == "corrupted":
         assert "checksum" in err or "corrupt" in err
+    if case == "alpha_to_jpeg":
+        assert "JPEG has no alpha channel" in err
 
 
 def test_eval_writes_csv_and_json(tmp_path, photos):
