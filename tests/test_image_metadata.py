@@ -38,7 +38,7 @@ def test_profile_header_and_description_are_read(wide_icc):
     assert icc_space(b"not a profile" * 20) == ""
 
 
-def test_icc_profile_travels_with_the_file(tiny, tiny_weights, photos, tmp_path, wide_icc):
+def test_icc_profile_travels_with_the_file(tiny, tiny_weights, photos, tmp_path, wide_icc, capsys):
     img = photos["coffee"].copy()
     img.info["icc_profile"] = wide_icc
     enc = codec.encode(img, model=tiny, quality=2, reconstruct=True)
@@ -55,6 +55,8 @@ def test_icc_profile_travels_with_the_file(tiny, tiny_weights, photos, tmp_path,
     img.save(src, icc_profile=wide_icc)
     lic_file = tmp_path / "wide.lic"
     assert main(["compress", str(src), "-o", str(lic_file), "--model", str(tiny_weights), "--quiet"]) == 0
+    assert main(["info", str(lic_file)]) == 0
+    assert "  1  icc " in capsys.readouterr().out
     for ext in ("png", "jpg"):
         out = tmp_path / f"out.{ext}"
         assert main(["decompress", str(lic_file), "-o", str(out), "--model", str(tiny_weights), "--quiet"]) == 0
