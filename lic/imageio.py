@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import FormatError, InputError
 
 Image.MAX_IMAGE_PIXELS = 1 << 30  # accept large photos; still refuses decompression bombs beyond this
 
@@ -101,17 +101,13 @@ def prepare(im: Image.Image) -> Prepared:
         raise InputError("image has no pixels")
     mode = source_mode = im.mode
     icc = im.info.get("icc_profile") or None
-    if mode in ("RGB", "L") and "transparency" in im.info:
-        im = im.convert("RGBA" if mode == "RGB" else "LA")
-        mode = im.mode
-    if mode == "P":
-        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
-        mode = im.mode
-    elif mode == "PA":
-        im, mode = im.convert("RGBA"), "RGBA"
-    elif mode in ("RGBa", "La"):
-        im = im.convert("RGBA" if mode == "RGBa" else "LA")
-        mode = im.mode
+    if mode in ("RGB", "L", "P") and "transparency" in im.info:  # a transparent colour: alpha plane
+        im = im.convert("LA" if mode == "L" else "RGBA")
+    elif mode == "P":
+        im = im.convert("RGB")
+    elif mode in ("PA", "RGBa", "La"):
+        im = im.convert("LA" if mode == "La" else "RGBA")
+    mode = im.mode
     if mode == "RGB":
         p = Prepared(np.asarray(im, dtype=np.uint8), "RGB", None)
     elif mode == "RGBA":
@@ -168,9 +164,9 @@ def _matching_icc(icc: bytes | None, source_mode: str, coded_mode: str) -> bytes
     if not icc:
         return None
     space = icc_space(icc)
-    same_family = source_mode in ("RGB", "RGBA", "RGBa", "P", "PA") and space == "RGB" or \
-        coded_mode in ("L", "LA") and source_mode not in ("P", "PA") and space == "GRAY"
-    if not same_family:
+    # the space the coded planes are in, when conversion kept the input's own colours
+    kept = "RGB" if source_mode in ("RGB", "RGBA", "RGBa", "P", "PA") else "GRAY" if coded_mode in ("L", "LA") else None
+    if space != kept:
         warnings.warn(f"ICC profile ({space or 'unreadable'}) of the {source_mode} input does not describe "
                       f"the coded {coded_mode} planes; dropped, colours converted without it", stacklevel=3)
         return None
@@ -208,8 +204,6 @@ def encode_icc(icc: bytes) -> bytes:
 
 
 def decode_icc(data: bytes) -> bytes:
-    from .errors import FormatError
-
     try:
         icc = zlib.decompress(data)
     except zlib.error:
@@ -226,8 +220,6 @@ def encode_alpha(alpha: np.ndarray) -> bytes:
 
 
 def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
-    from .errors import FormatError
-
     try:
         with Image.open(io.BytesIO(data)) as im:
             a = np.asarray(im.convert("L"), dtype=np.uint8)
