@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from . import zoo
 from .data import CropDataset
 from .errors import InputError, ModelError
+from .layers import GDN
 from .models import build
 
 
@@ -118,6 +119,9 @@ def train(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     model, ckpt = _initial_model(args)
+    for m in model.modules():
+        if isinstance(m, GDN):
+            m.settle_bounds()
     if hasattr(model, "prepare_training"):  # e.g. load a perceptual loss's weights: fail before step 1
         model.prepare_training()
     model.to(dev).train()

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..layers.bound import lower_bound
 from . import coder, tables as T
 
 LIKELIHOOD_BOUND = 1e-9
@@ -70,7 +71,7 @@ class FactorizedPrior(nn.Module):
         sign = -torch.sign(lower + upper).detach()
         lik = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
         lik = lik.reshape(self.channels, shape[0], *shape[2:]).transpose(0, 1)
-        return lik.clamp_min(LIKELIHOOD_BOUND)
+        return lower_bound(lik, LIKELIHOOD_BOUND)
 
     def forward(self, z: torch.Tensor):
         """Training: noisy ẑ and its likelihoods; evaluation: rounded ẑ."""

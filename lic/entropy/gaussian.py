@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..layers.bound import lower_bound
 from . import coder, tables as T
 
 SCALE_MIN, SCALE_MAX, N_SCALES = 0.11, 256.0, 64
@@ -34,10 +35,10 @@ def _std_cdf(x: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_likelihood(y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    scale = scale.clamp_min(SCALE_MIN)
+    scale = lower_bound(scale, SCALE_MIN)  # a scale predicted too small can still learn to grow
     v = torch.abs(y)
     lik = _std_cdf((0.5 - v) / scale) - _std_cdf((-0.5 - v) / scale)
-    return lik.clamp_min(LIKELIHOOD_BOUND)
+    return lower_bound(lik, LIKELIHOOD_BOUND)
 
 
 def log_scale_thresholds() -> list[float]:

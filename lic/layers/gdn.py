@@ -4,7 +4,12 @@
     IGDN:  y_i = x_i * sqrt(β_i + Σ_j γ_ij x_j²)
 
 β and γ are kept non-negative by a squared reparametrization with a small
-pedestal (as in tensorflow-compression), and lower-bounded for stability.
+pedestal (as in tensorflow-compression), and lower-bounded for stability by
+:func:`lic.layers.bound.lower_bound`, which keeps the gradient of an entry that
+sits at (or below) its bound whenever the gradient would raise it: the
+off-diagonal γ entries start *at* the bound, and with ``clamp_min`` most of them
+stepped below it in the first steps and never came back (measured on the weights
+trained so: 94–99 % of γ entries dead per layer, a nearly diagonal GDN).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .bound import lower_bound
 
 _PEDESTAL = 2.0 ** -36
 
@@ -21,12 +28,21 @@ class GDN(nn.Module):
         super().__init__()
         self.inverse = inverse
         self.beta_bound = (beta_min + _PEDESTAL) ** 0.5
+        self.gamma_bound = _PEDESTAL ** 0.5
         self.beta = nn.Parameter(torch.sqrt(torch.ones(channels) + _PEDESTAL))
         self.gamma = nn.Parameter(torch.sqrt(gamma_init * torch.eye(channels) + _PEDESTAL))
 
+    @torch.no_grad()
+    def settle_bounds(self) -> None:
+        """Raise β and γ entries lying below their bounds to the bounds: the same function (forward
+        sees the bound either way), but those entries can move again from the first step instead of
+        first climbing back (weights trained before :mod:`lic.layers.bound` have many such entries)."""
+        self.beta.clamp_(min=self.beta_bound)
+        self.gamma.clamp_(min=self.gamma_bound)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        beta = torch.clamp_min(self.beta, self.beta_bound) ** 2 - _PEDESTAL
-        gamma = torch.clamp_min(self.gamma, _PEDESTAL ** 0.5) ** 2 - _PEDESTAL
+        beta = lower_bound(self.beta, self.beta_bound) ** 2 - _PEDESTAL
+        gamma = lower_bound(self.gamma, self.gamma_bound) ** 2 - _PEDESTAL
         c = gamma.shape[0]
         norm = F.conv2d(x * x, gamma.view(c, c, 1, 1), beta)
         if torch.is_grad_enabled():
