@@ -9,7 +9,7 @@ pedestal (as in tensorflow-compression), and lower-bounded for stability by
 sits at (or below) its bound whenever the gradient would raise it: the
 off-diagonal γ entries start *at* the bound, and with ``clamp_min`` most of them
 stepped below it in the first steps and never came back (measured on the weights
-trained so: 94–99 % of γ entries dead per layer, a nearly diagonal GDN).
+trained so: 94–99.7 % of γ entries dead per layer, a nearly diagonal GDN).
 """
 
 from __future__ import annotations
