@@ -197,7 +197,7 @@ def cmd_info(args) -> int:
     print(f"chunks    {h.n_chunks} ({state})")
     print(f"  {'#':>3}  {'kind':<8} {'bytes':>10} {'cum. bpp':>9}")
     layer = 0
-    names = {container.CHUNK_MODEL: "data", container.CHUNK_ALPHA: "alpha", container.CHUNK_ICC: "icc"}
+    names = {container.CHUNK_ALPHA: "alpha", container.CHUNK_ICC: "icc"}  # data chunks are numbered below
     for i, (c, end) in enumerate(zip(f.chunks, f.ends), 1):
         kind = names.get(c.kind, str(c.kind))
         if c.kind == container.CHUNK_MODEL:

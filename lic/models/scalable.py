@@ -232,7 +232,9 @@ class ScalableRecurrentCodec(CompressionModel):
                         scale = self.y_cond.table_scales.cpu()[idx].to(y.device)
                     else:
                         log_s, hs_state = self._hyper_synthesis(z_hat, hs_state)
-                        scale = torch.exp(log_s.float().clamp(math.log(G.SCALE_MIN) - 1, math.log(G.SCALE_MAX) + 1))
+                        # only an upper clamp (exp overflow): the Gaussian conditional bounds small scales
+                        # itself, keeping the gradient that lets a too-small scale grow (lic.layers.bound)
+                        scale = torch.exp(log_s.float().clamp(max=math.log(G.SCALE_MAX) + 1))
                     y_hat, liks[f"y{k + 1}"] = self.y_cond(y, scale)
                 else:
                     y_hat, liks[f"y{k + 1}"] = self.y_priors[k](y)
