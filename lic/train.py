@@ -16,6 +16,10 @@ term in fp32), DataLoader workers, gradient clipping, warm-up then a ×0.1
 learning-rate decay over the last 15 % of the budget.  ``torchrun
 --nproc_per_node K -m lic train ...`` runs data-parallel (NCCL on GPU, gloo on CPU).
 
+``--decoder-only`` (with ``--resume``) fine-tunes only the synthesis transform, on the rounded latents
+the coder really sends (training otherwise sees additive noise): the latents and coded bytes of every
+file stay the same and only the decoded pixels change.
+
 Outputs in ``--out``: ``ckpt.pt`` (weights + optimizer, to resume exactly),
 ``model.safetensors`` (fp16, with coding tables: what gets shipped), ``log.jsonl``
 and, with ``--eval-dir``, ``eval.csv`` / ``eval.json`` measured on real files.
@@ -98,6 +102,27 @@ def _initial_model(args):
         raise InputError(f"bad model configuration: {exc}") from None
 
 
+def _freeze_all_but_synthesis(model) -> None:
+    """``--decoder-only``: only the synthesis transform g_s and the inverse gains learn.  The encoder, the
+    hyperprior and the entropy model are frozen and run as in coding (rounded latents, the coder's own
+    tables: see :func:`_set_modes`), so g_s learns from the very latents the files hold, and every file
+    keeps its latents and coded bytes; only the decoded pixels (and the weights digest) change."""
+    from .models.transform import TransformCodec
+
+    if not isinstance(model, TransformCodec):
+        raise InputError(f"--decoder-only fine-tunes one-shot transform codecs (bmshj2018-hyperprior, "
+                         f"attention-*), not {model.name}")
+    model.ensure_tables()
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("g_s.") or name == "log_inv_gain")
+
+
+def _set_modes(model, decoder_only: bool) -> None:
+    model.train()
+    if decoder_only:
+        model.latent.eval()  # rounding instead of additive noise; rates of the coder's tables
+
+
 def bpp_of(likelihoods: dict, num_pixels: int) -> torch.Tensor:
     return sum(torch.log2(l.float()).sum() for l in likelihoods.values()) / (-num_pixels)
 
@@ -121,10 +146,14 @@ def train(args) -> dict:
     model, ckpt = _initial_model(args)
     for m in model.modules():
         if isinstance(m, GDN):
-            m.settle_bounds()
+            m.settle_bounds()  # the same function: frozen layers keep their outputs exactly
+    decoder_only = bool(getattr(args, "decoder_only", False) or (ckpt or {}).get("decoder_only", False))
+    if decoder_only:
+        _freeze_all_but_synthesis(model)
     if hasattr(model, "prepare_training"):  # e.g. load a perceptual loss's weights: fail before step 1
         model.prepare_training()
-    model.to(dev).train()
+    model.to(dev)
+    _set_modes(model, decoder_only)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     ddp = model
@@ -133,7 +162,7 @@ def train(args) -> dict:
         DDP = torch.nn.parallel.DistributedDataParallel
         DDP._set_params_and_buffers_to_ignore_for_model(model, [n for n, _ in model.named_buffers()])
         ddp = DDP(model)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     step, used = 0, 0.0
     if ckpt is not None:
         opt.load_state_dict(ckpt["opt"])  # same parameter order under upgrade_state (tested)
@@ -164,7 +193,7 @@ def train(args) -> dict:
             return
         tmp = out / "ckpt.pt.tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": used,
-                    "config": model.config()}, tmp)
+                    "config": model.config(), "decoder_only": decoder_only}, tmp)
         os.replace(tmp, out / "ckpt.pt")
         if weights:
             export(final=False)
@@ -267,6 +296,9 @@ def add_arguments(p) -> None:
     p.add_argument("--minutes", type=float, help="training time budget")
     p.add_argument("--steps", type=int, help="stop after this many steps")
     p.add_argument("--resume", help="checkpoint (.pt) to resume exactly, or weights / shipped model name to warm-start")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="fine-tune only the synthesis transform on the rounded latents the coder sends (with "
+                        "--resume): files keep their coded bytes, decoded pixels improve")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-4)
@@ -289,3 +321,5 @@ def check_arguments(args) -> None:
         raise InputError(f"training data folder not found: {args.data}")
     if not (args.minutes or args.steps):
         raise InputError("give a budget: --minutes M or --steps N")
+    if getattr(args, "decoder_only", False) and not args.resume:
+        raise InputError("--decoder-only fine-tunes trained weights: give them with --resume")

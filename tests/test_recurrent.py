@@ -346,7 +346,7 @@ def test_sign_binarizer_trains_on_the_bits_coding_sends():
         RecurrentCodec(**{**TINY, "binarizer": "round"})
 
 
-def test_lic_train_saves_a_working_progressive_model(tmp_path, photos):
+def test_lic_train_saves_a_working_progressive_model(tmp_path, photos, capsys):
     data = tmp_path / "data"
     data.mkdir()
     for name, img in photos.items():
@@ -367,3 +367,8 @@ def test_lic_train_saves_a_working_progressive_model(tmp_path, photos):
     assert main(["train", "--model", "toderici2017-rnn", "--data", str(data), "--out", str(out), "--steps", "1",
                  "--config", "{not json"]) == 2
     assert main(["train", "--model", "nonesuch", "--data", str(data), "--out", str(out), "--steps", "1"]) == 2
+    capsys.readouterr()
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "ft"), "--steps", "1", "--decoder-only",
+                 "--resume", str(out / "model.safetensors")]) == 2
+    assert capsys.readouterr().err.strip() == ("lic: error: --decoder-only fine-tunes one-shot transform codecs "
+                                               "(bmshj2018-hyperprior, attention-*), not toderici2017-rnn")

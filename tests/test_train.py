@@ -121,3 +121,35 @@ def test_weights_from_before_the_latent_codec_layout_still_load():
     x = torch.rand(1, 3, 40, 72)
     a, b = new.compress(x, 2), again.compress(x, 2)
     assert a.chunks == b.chunks
+
+
+def test_decoder_only_fine_tuning_keeps_every_coded_byte(tmp_path, data_dir, capsys):
+    """--decoder-only trains g_s (and the inverse gains) on rounded latents: the coded chunks of any image
+    stay byte for byte those of the weights it started from, while the decoder really changes."""
+    import lic
+
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    assert main(["train", "--data", str(data_dir), "--out", str(base), "--steps", "2", *ARGS]) == 0
+    assert main(["train", "--data", str(data_dir), "--out", str(tuned), "--steps", "3", "--decoder-only",
+                 "--resume", str(base / "model.safetensors"), "--lr", "1e-3", "--warmup", "1",
+                 "--quiet", "--batch", "2", "--crop", "64", "--workers", "0", "--log-every", "1"]) == 0
+    a = lic.load_model(str(base / "model.safetensors"))
+    b = lic.load_model(str(tuned / "model.safetensors"))
+    sa, sb = a.state_dict(), b.state_dict()
+    changed = {k for k in sa if sa[k].is_floating_point() and not torch.equal(sa[k], sb[k])}
+    assert changed and all(k.startswith("g_s.") or k == "log_inv_gain" for k in changed)
+    assert any(k.startswith("g_s.") for k in changed)
+    x = torch.from_numpy(np.asarray(Image.open(data_dir / "rocket.png"))[:50, :70].copy()).permute(2, 0, 1)[None] / 255.0
+    for q in (1, 6):
+        ca, cb = a.compress(x, q, reconstruct=True), b.compress(x, q, reconstruct=True)
+        assert ca.chunks == cb.chunks
+        assert not torch.equal(ca.x_hat, cb.x_hat)
+    # resuming its checkpoint stays decoder-only (the optimizer holds only g_s's parameters)
+    assert main(["train", "--data", str(data_dir), "--out", str(tuned), "--steps", "4",
+                 "--resume", str(tuned / "ckpt.pt"), "--quiet", "--batch", "2", "--crop", "64", "--workers", "0"]) == 0
+    c = lic.load_model(str(tuned / "model.safetensors"))
+    assert c.compress(x, 3).chunks == a.compress(x, 3).chunks
+    # a one-line refusal without weights to fine-tune (progressive models: test_recurrent)
+    capsys.readouterr()
+    assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--steps", "1", "--decoder-only"]) == 2
+    assert capsys.readouterr().err.strip() == "lic: error: --decoder-only fine-tunes trained weights: give them with --resume"
