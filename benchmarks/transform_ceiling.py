@@ -47,9 +47,10 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def measure(model: TransformCodec, x: torch.Tensor, quality: int) -> dict:
+def measure(model: TransformCodec, x: torch.Tensor, y0: torch.Tensor, quality: int) -> dict:
+    """y0 = g_a(padded x), before the gain."""
     h, w = x.shape[-2:]
-    y = model.g_a(pad_to(x, model.PAD)).float() * model._gain(quality)
+    y = y0 * model._gain(quality)
     inv = model._gain(quality, inverse=True)
     ceiling = model.g_s(y * inv)[..., :h, :w]
     rounded = model.g_s(torch.round(y) * inv)[..., :h, :w]
@@ -88,7 +89,9 @@ def main() -> int:
         for p in paths:
             a = np.asarray(read_image(p).convert("RGB"), dtype=np.float32) / 255
             x = torch.from_numpy(a.copy()).permute(2, 0, 1)[None]
-            per_image[p.name] = {str(q): measure(model, x, q) for q in model.qualities}
+            with torch.no_grad():
+                y0 = model.g_a(pad_to(x, model.PAD)).float()
+            per_image[p.name] = {str(q): measure(model, x, y0, q) for q in model.qualities}
         means = {str(q): {k: float(np.mean([r[str(q)][k] for r in per_image.values()]))
                           for k in ("ceiling", "rounded", "est_bpp")} for q in model.qualities}
         label = Path(name).parent.name + "_" + Path(name).stem if Path(name).suffix else name
