@@ -105,7 +105,7 @@ def _initial_model(args):
 def _freeze_all_but_synthesis(model) -> None:
     """``--decoder-only``: only the synthesis transform g_s and the inverse gains learn.  The encoder, the
     hyperprior and the entropy model are frozen and run as in coding (rounded latents, the coder's own
-    tables: see :func:`_set_modes`), so g_s learns from the very latents the files hold, and every file
+    tables: the latent codec stays in eval mode), so g_s learns from the very latents the files hold, and every file
     keeps its latents and coded bytes; only the decoded pixels (and the weights digest) change."""
     from .models.transform import TransformCodec
 
@@ -115,12 +115,6 @@ def _freeze_all_but_synthesis(model) -> None:
     model.ensure_tables()
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith("g_s.") or name == "log_inv_gain")
-
-
-def _set_modes(model, decoder_only: bool) -> None:
-    model.train()
-    if decoder_only:
-        model.latent.eval()  # rounding instead of additive noise; rates of the coder's tables
 
 
 def bpp_of(likelihoods: dict, num_pixels: int) -> torch.Tensor:
@@ -152,8 +146,9 @@ def train(args) -> dict:
         _freeze_all_but_synthesis(model)
     if hasattr(model, "prepare_training"):  # e.g. load a perceptual loss's weights: fail before step 1
         model.prepare_training()
-    model.to(dev)
-    _set_modes(model, decoder_only)
+    model.to(dev).train()
+    if decoder_only:
+        model.latent.eval()  # rounding instead of additive noise; rates of the coder's tables
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     ddp = model
