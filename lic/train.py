@@ -16,6 +16,10 @@ term in fp32), DataLoader workers, gradient clipping, warm-up then a ×0.1
 learning-rate decay over the last 15 % of the budget.  ``torchrun
 --nproc_per_node K -m lic train ...`` runs data-parallel (NCCL on GPU, gloo on CPU).
 
+``--mixed-quantization`` trains g_s on the rounded latents with a straight-through gradient while the
+rate term keeps additive noise (Minnen & Singh, "Channel-wise autoregressive entropy models", ICIP 2020):
+the encoder then also learns for the rounding the coder applies.
+
 ``--decoder-only`` (with ``--resume``) fine-tunes only the synthesis transform, on the rounded latents
 the coder really sends (training otherwise sees additive noise): the latents and coded bytes of every
 file stay the same and only the decoded pixels change.
@@ -144,6 +148,14 @@ def train(args) -> dict:
     decoder_only = bool(getattr(args, "decoder_only", False) or (ckpt or {}).get("decoder_only", False))
     if decoder_only:
         _freeze_all_but_synthesis(model)
+    mixed = bool(getattr(args, "mixed_quantization", False) or (ckpt or {}).get("mixed_quantization", False))
+    if mixed:
+        from .models.transform import TransformCodec
+
+        if not isinstance(model, TransformCodec):
+            raise InputError(f"--mixed-quantization trains one-shot transform codecs (bmshj2018-hyperprior, "
+                             f"attention-*), not {model.name}")
+        model.mixed_quantization = True
     if hasattr(model, "prepare_training"):  # e.g. load a perceptual loss's weights: fail before step 1
         model.prepare_training()
     model.to(dev).train()
@@ -188,7 +200,8 @@ def train(args) -> dict:
             return
         tmp = out / "ckpt.pt.tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": used,
-                    "config": model.config(), "decoder_only": decoder_only}, tmp)
+                    "config": model.config(), "decoder_only": decoder_only,
+                    "mixed_quantization": mixed}, tmp)
         os.replace(tmp, out / "ckpt.pt")
         if weights:
             export(final=False)
@@ -294,6 +307,9 @@ def add_arguments(p) -> None:
     p.add_argument("--decoder-only", action="store_true",
                    help="fine-tune only the synthesis transform on the rounded latents the coder sends (with "
                         "--resume): files keep their coded bytes, decoded pixels improve")
+    p.add_argument("--mixed-quantization", action="store_true",
+                   help="transform codecs: the synthesis transform sees the rounded latents (straight-through "
+                        "gradient) while the rate keeps additive noise")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-4)

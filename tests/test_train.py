@@ -153,3 +153,34 @@ def test_decoder_only_fine_tuning_keeps_every_coded_byte(tmp_path, data_dir, cap
     capsys.readouterr()
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--steps", "1", "--decoder-only"]) == 2
     assert capsys.readouterr().err.strip() == "lic: error: --decoder-only fine-tunes trained weights: give them with --resume"
+
+
+def test_mixed_quantization_decodes_what_the_coder_sends(tmp_path, data_dir, capsys):
+    """--mixed-quantization: in training, g_s sees round(y) (so x̂ is exactly the decoder's), the rate term
+    still sees additive noise, and the encoder still gets a gradient through the rounding."""
+    from lic.models import ScaleHyperprior
+
+    torch.manual_seed(0)
+    model = ScaleHyperprior(N=8, M=12)
+    x = torch.rand(2, 3, 48, 64)
+    model.eval()
+    model.update()
+    with torch.no_grad():
+        coded = model(x, 2)
+    model.train()
+    plain = model(x, 2)
+    model.mixed_quantization = True
+    mixed = model(x, 2)
+    assert torch.equal(mixed["x_hat"], coded["x_hat"]) and not torch.equal(plain["x_hat"], coded["x_hat"])
+    assert not torch.equal(mixed["likelihoods"]["y"], coded["likelihoods"]["y"])  # noisy ŷ for the rate
+    mixed["x_hat"].square().mean().backward()
+    assert model.g_a[0].weight.grad.abs().sum() > 0
+    # through the CLI: a run and its exact resume keep the setting; progressive models are refused
+    out = tmp_path / "mq"
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "2", "--mixed-quantization", *ARGS]) == 0
+    assert torch.load(out / "ckpt.pt", weights_only=False)["mixed_quantization"] is True
+    capsys.readouterr()
+    assert main(["train", "--model", "toderici2017-rnn", "--data", str(data_dir), "--out", str(tmp_path / "r"),
+                 "--steps", "1", "--mixed-quantization", "--quiet", "--workers", "0"]) == 2
+    assert capsys.readouterr().err.strip() == ("lic: error: --mixed-quantization trains one-shot transform codecs "
+                                               "(bmshj2018-hyperprior, attention-*), not toderici2017-rnn")

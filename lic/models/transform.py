@@ -33,6 +33,9 @@ class TransformCodec(CompressionModel):
     TILE: int = 768
     HALO_A: int = 32
     HALO_S: int = 2
+    # training only (``lic train --mixed-quantization``): g_s sees round(y) through a straight-through
+    # gradient, as the decoder will, while the rate term keeps additive noise (Minnen & Singh, ICIP 2020)
+    mixed_quantization: bool = False
 
     def init_gains(self) -> None:
         """Gains start at (λ_Q / λ_mid)^½: finer quantization for a higher λ."""
@@ -57,6 +60,8 @@ class TransformCodec(CompressionModel):
         y = self.g_a(pad_to(x, self.PAD)).float() * self._gain(quality)
         with torch.autocast(x.device.type, enabled=False):
             y_hat, likelihoods = self.latent(y)
+        if self.training and self.mixed_quantization:
+            y_hat = y + (torch.round(y) - y).detach()
         x_hat = self.g_s(y_hat * self._gain(quality, inverse=True))
         return {"x_hat": x_hat[..., :h, :w], "likelihoods": likelihoods}
 
