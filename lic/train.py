@@ -106,16 +106,19 @@ def _initial_model(args):
         raise InputError(f"bad model configuration: {exc}") from None
 
 
+def _require_transform_codec(model, what: str) -> None:
+    from .models.transform import TransformCodec
+
+    if not isinstance(model, TransformCodec):
+        raise InputError(f"{what} one-shot transform codecs (bmshj2018-hyperprior, attention-*), not {model.name}")
+
+
 def _freeze_all_but_synthesis(model) -> None:
     """``--decoder-only``: only the synthesis transform g_s and the inverse gains learn.  The encoder, the
     hyperprior and the entropy model are frozen and run as in coding (rounded latents, the coder's own
     tables: the latent codec stays in eval mode), so g_s learns from the very latents the files hold, and every file
     keeps its latents and coded bytes; only the decoded pixels (and the weights digest) change."""
-    from .models.transform import TransformCodec
-
-    if not isinstance(model, TransformCodec):
-        raise InputError(f"--decoder-only fine-tunes one-shot transform codecs (bmshj2018-hyperprior, "
-                         f"attention-*), not {model.name}")
+    _require_transform_codec(model, "--decoder-only fine-tunes")
     model.ensure_tables()
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith("g_s.") or name == "log_inv_gain")
@@ -150,11 +153,7 @@ def train(args) -> dict:
         _freeze_all_but_synthesis(model)
     mixed = bool(getattr(args, "mixed_quantization", False) or (ckpt or {}).get("mixed_quantization", False))
     if mixed:
-        from .models.transform import TransformCodec
-
-        if not isinstance(model, TransformCodec):
-            raise InputError(f"--mixed-quantization trains one-shot transform codecs (bmshj2018-hyperprior, "
-                             f"attention-*), not {model.name}")
+        _require_transform_codec(model, "--mixed-quantization trains")
         model.mixed_quantization = True
     if hasattr(model, "prepare_training"):  # e.g. load a perceptual loss's weights: fail before step 1
         model.prepare_training()
