@@ -46,7 +46,7 @@ shipped=$($PY -c 'from lic import zoo; print(" ".join(zoo.shipped()))') || { ech
 recipe() {
   case "$1" in
     toderici2017-rnn) echo "--batch 32 --crop 64 --lr 1e-3" ;;  # 2e-3 was stable at batch 8 on the CPU
-    # g_s on rounded latents: the CPU round that used it (runs/cpu11) gained 2.6 BD points (docs/training.md)
+    # g_s on rounded latents: the two CPU rounds that used it (runs/cpu11, runs/cpu12; docs/training.md)
     bmshj2018-hyperprior) echo "--batch 16 --crop 256 --lr 5e-4 --mixed-quantization" ;;
     # everything else, su2020 included: crops of 256 at least (a su2020 model trained on 96x96 crops, z 2x2,
     # gained 1.9 dB from layer 1 to 4 on 96x96 tiles of kodim23 but lost 0.3 dB from layer 2 to 4 on the
