@@ -46,12 +46,19 @@ shipped=$($PY -c 'from lic import zoo; print(" ".join(zoo.shipped()))') || { ech
 recipe() {
   case "$1" in
     toderici2017-rnn) echo "--batch 32 --crop 64 --lr 1e-3" ;;  # 2e-3 was stable at batch 8 on the CPU
-    # g_s on rounded latents: the two CPU rounds that used it (runs/cpu11, runs/cpu12; docs/training.md)
-    bmshj2018-hyperprior) echo "--batch 16 --crop 256 --lr 5e-4 --mixed-quantization" ;;
     # everything else, su2020 included: crops of 256 at least (a su2020 model trained on 96x96 crops, z 2x2,
     # gained 1.9 dB from layer 1 to 4 on 96x96 tiles of kodim23 but lost 0.3 dB from layer 2 to 4 on the
     # whole image: docs/training.md)
     *)                echo "--batch 16 --crop 256 --lr 5e-4" ;;
+  esac
+}
+
+# options every round of a model repeats (lic train keeps them across an exact resume from ckpt.pt only,
+# and ckpt.pt does not come back).  bmshj2018-hyperprior: g_s on rounded latents, as in the CPU rounds
+# runs/cpu11 and runs/cpu12 (docs/training.md)
+round_options() {
+  case "$1" in
+    bmshj2018-hyperprior) echo "--mixed-quantization" ;;
   esac
 }
 
@@ -73,10 +80,10 @@ for m in $MODELS; do
   elif grep -qw -- "$m" <<<"$shipped"; then start=(--resume "$m")
   else start=(--model "$m" $(fresh_config "$m")); fi
   mkdir -p "$RUNS/$m"
-  echo "$m: ${start[*]} $(recipe "$m") --workers $workers --minutes $MINUTES" | tee "$RUNS/$m/command.txt"
+  echo "$m: ${start[*]} $(recipe "$m") $(round_options "$m") --workers $workers --minutes $MINUTES" | tee "$RUNS/$m/command.txt"
   # the time budget ends each run; timeout is the backstop that leaves a minute to pack
   timeout $(( ${MINUTES%.*} * 60 + 90 )) $PY -m lic train "${start[@]}" --name "$m" --data "$DATA" --out "$RUNS/$m" \
-    --minutes "$MINUTES" $(recipe "$m") --workers "$workers" --ckpt-minutes 1.5 --quiet \
+    --minutes "$MINUTES" $(recipe "$m") $(round_options "$m") --workers "$workers" --ckpt-minutes 1.5 --quiet \
     ${DEVICE:+--device "$DEVICE"} > "$RUNS/$m/stdout.log" 2>&1 &
   pids+=($!)
 done
