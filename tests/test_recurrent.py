@@ -330,6 +330,18 @@ def test_other_losses_train(loss):
     _train_steps({**TINY, "iterations": 2, "loss": loss}, size=40)
 
 
+def test_residual_scaling_starts_from_the_given_gain_schedule():
+    """gain_init=(first, step): β_t = first + (t-1)·step for t >= 1, so from the first step the encoder
+    sees g_t·r with g_t = exp(β_t) (G starts at zero); iteration 1 is never scaled."""
+    m = RecurrentCodec(**{**TINY, "iterations": 4, "reconstruction": "scaled", "gain_init": [1.0, 0.25]})
+    assert torch.allclose(m.gain_bias.detach(), torch.tensor([0.0, 1.0, 1.25, 1.5]))
+    x_hat = torch.full((1, 3, 32, 32), 0.1)
+    assert m._gain(x_hat, 0) is None
+    assert torch.allclose(m._gain(x_hat, 2), torch.full((1, 1, 32, 32), float(np.exp(1.25))))
+    assert RecurrentCodec(**{**TINY, "reconstruction": "scaled"}).gain_bias.abs().sum() == 0  # default: g = 1
+    assert m.config()["gain_init"] == [1.0, 0.25]
+
+
 def test_sign_binarizer_trains_on_the_bits_coding_sends():
     """binarizer="sign": in training the decoder gets sign(y), the very bits the coder sends, so a training
     forward pass is deterministic and equals the eval pass; the stochastic (paper's) binarizer is not."""

@@ -26,7 +26,8 @@ Reconstruction (``reconstruction=``):
 * ``additive``: x̂_t = x̂_{t-1} + D_t(b_t)
 * ``scaled``:   additive with residual scaling: g_t = exp(G(x̂_{t-1}) + β_t) per 8×8 block
   (G: three 3×3 stride-2 convs on the reconstruction, known to the decoder; β_t a
-  learned per-iteration offset, our addition; g_1 = 1), the encoder sees g_t·r_{t-1},
+  learned per-iteration offset, our addition, starting from ``gain_init`` = (first, step):
+  β_t = first + (t−1)·step, default (0, 0); g_1 = 1), the encoder sees g_t·r_{t-1},
   the decoder adds D_t(b_t)/g_t.  ``oneshot``/``additive`` use g ≡ 1.
 
 Cells (``cell=``, ``encoder_cell=``): lstm, associative, gru, residual-gru (see
@@ -78,7 +79,7 @@ class RecurrentCodec(CompressionModel):
                  dec_channels=(64, 64, 64, 32, 16), kernel: int = 3, enc_hidden_kernel: int = 1,
                  dec_hidden_kernels=(1, 1, 3, 3), loss: str = "l1", context_hidden=(32, 32),
                  context_groups: int = 4, context_checkerboard: bool = False, context_buckets: int = 64,
-                 binarizer: str = "stochastic"):
+                 binarizer: str = "stochastic", gain_init=(0.0, 0.0)):
         super().__init__()
         encoder_cell = encoder_cell or cell
         for c in (cell, encoder_cell):
@@ -99,7 +100,7 @@ class RecurrentCodec(CompressionModel):
                     "dec_hidden_kernels": list(dec_hidden_kernels), "loss": loss,
                     "context_hidden": list(context_hidden), "context_groups": context_groups,
                     "context_checkerboard": bool(context_checkerboard), "context_buckets": context_buckets,
-                    "binarizer": binarizer}
+                    "binarizer": binarizer, "gain_init": [float(v) for v in gain_init]}
         self.iterations, self.bits, self.reconstruction, self.loss_kind = int(iterations), int(bits), reconstruction, loss
         self.qualities = list(range(1, self.iterations + 1))
         self.default_quality = self.iterations // 2 or 1
@@ -122,7 +123,9 @@ class RecurrentCodec(CompressionModel):
                                           nn.Conv2d(16, 1, 3, 2, 1))
             nn.init.zeros_(self.gain_net[-1].weight)
             nn.init.zeros_(self.gain_net[-1].bias)
-            self.gain_bias = nn.Parameter(torch.zeros(self.iterations))
+            first, step = (float(v) for v in gain_init)  # β_t = first + (t-1)·step for t >= 1 (β_0 unused)
+            start = [0.0] + [first + (t - 1) * step for t in range(1, self.iterations)]
+            self.gain_bias = nn.Parameter(torch.tensor(start))
         self.context = BinaryContextModel(bits, self.iterations, tuple(context_hidden), kernel, context_groups,
                                           context_checkerboard, context_buckets)
 
