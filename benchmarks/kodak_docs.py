@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lic import zoo  # noqa: E402
+from lic.bench.rd import run_rd  # noqa: E402
 from lic.cli import main as lic_main  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -56,12 +57,10 @@ def main() -> int:
         published = SHARED / "anchors" / "kodak_rd.csv"
     docs = ROOT / "docs" / "kodak"
     only = ",".join(["jpeg*", "webp", "avif*", "jxl", "heic*", "j2k", "lic*"] + PUBLISHED_KEEP.split(","))
-    for metric in ("psnr", "msssim"):
-        extra = ["--published", str(published)] if published.exists() else []
-        rc = lic_main(["rd", args.results, "--metric", metric, "--anchor", "jpeg", "--only", only,
-                       "--out", str(docs / metric), *extra])
-        if rc:
-            return rc
+    # each folder holds its metric's table and only the plots no other folder has
+    for metric, plots in (("psnr", ("psnr", "psnrhvs")), ("msssim", ("msssim",))):
+        run_rd(args.results, anchor="jpeg", metric=metric, only=only, out=docs / metric, plots=plots,
+               published=str(published) if published.exists() else None)
     lines = ["# Kodak results", "",
              "Regenerate with `python benchmarks/kodak_docs.py` (real files; classical codecs through Pillow, "
              "pillow-heif and pillow-jxl-plugin on this machine; `*` marks published curves from "

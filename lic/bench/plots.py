@@ -70,13 +70,17 @@ def rd_figure(curves: list[Curve], column: str, ylabel: str, title: str, anchor:
 
 
 def save_figure(fig, base: str | Path, formats=("png", "svg")) -> list[Path]:
-    """Write ``base.png`` and ``base.svg``; returns the paths."""
+    """Write ``base.png`` and ``base.svg``; returns the paths.  The SVG is reproducible (no date, fixed
+    element ids), so regenerating a plot from the same numbers leaves the file unchanged."""
+    import matplotlib
+
     base = Path(base)
     base.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for fmt in formats:
         p = base.with_suffix("." + fmt)
-        fig.savefig(p, dpi=150 if fmt == "png" else None)
+        with matplotlib.rc_context({"svg.hashsalt": "lic"}):
+            fig.savefig(p, dpi=150 if fmt == "png" else None, metadata={"Date": None} if fmt == "svg" else None)
         out.append(p)
     return out
 

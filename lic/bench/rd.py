@@ -150,8 +150,8 @@ def parse_range(text: str) -> tuple[float, float]:
 
 
 def run_rd(results_dir, anchor=None, metric="psnr", published=None, out=None, only=None,
-           auc_range=(0.25, 1.0), log: Callable[[str], None] = print) -> list[Path]:
-    """The ``lic rd`` command; returns the files written."""
+           auc_range=(0.25, 1.0), log: Callable[[str], None] = print, plots=PLOTS) -> list[Path]:
+    """The ``lic rd`` command; returns the files written.  ``plots``: which of PLOTS to draw."""
     from .plots import rd_figure, save_figure
 
     if metric not in METRICS:
@@ -172,7 +172,7 @@ def run_rd(results_dir, anchor=None, metric="psnr", published=None, out=None, on
 
     n_img = meta.get("n_images")
     where = f"{Path(meta.get('images_dir', '')).name or 'images'}, {n_img} images:" if n_img else ""
-    for m in PLOTS:
+    for m in plots:
         column, label = METRICS[m]
         if not any(c.has(column) for c in curves.values()):
             continue
