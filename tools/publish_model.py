@@ -67,6 +67,26 @@ def _kodak_rows(kodak: dict) -> list[str]:
             else:
                 lines.append(f"- {k}: {v['bd_rate_pct']:+.1f} % over {v['psnr_range'][0]:.2f}–{v['psnr_range'][1]:.2f} dB")
         return lines
+    if "variant" in kodak:  # benchmarks/attention_kodak.py, reduced to this model's variant by _variant()
+        v = kodak["variant"]
+        lines = [f"Measured with `{kodak['command']}` on {kodak['images']} images ({kodak['threads']} threads, "
+                 f"torch {kodak['torch']}, {kodak['cpu']}).", "",
+                 "| quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | file vs estimate | encode s | decode s | "
+                 "decoded = encoder's |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for q, r in v["qualities"].items():
+            lines.append(f"| {q} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['ms_ssim']:.4f} | {r['ms_ssim_db']:.2f} | "
+                         f"{r['payload_vs_estimate_pct']:+.2f} % | {r['encode_s']:.3f} | {r['decode_s']:.3f} | "
+                         f"{'yes' if r['all_decoded_equal_encoder'] else 'NO'} |")
+        bd = kodak.get("bd_rate_hyperprior_vs_factorized")
+        if bd:
+            lines += ["", "BD-rate of attention-hyperprior against attention-factorized (same benchmark run):", ""]
+            for metric, res in bd.items():
+                for method, r in res.items():
+                    lines.append(f"- {metric}, {method}: " + (
+                        f"{r['bd_rate_pct']:+.1f} % over {r['quality_range'][0]:.2f}–{r['quality_range'][1]:.2f}"
+                        if r.get("bd_rate_pct") is not None else f"not defined ({r.get('why')})"))
+        return lines
     env = kodak.get("env", {})
     if "layers" in kodak:  # benchmarks/scalable_kodak.py (one variant's JSON): one row per layer
         lines = [f"Measured with `python benchmarks/scalable_kodak.py --hyper ...` on {kodak['images']} images "
@@ -120,9 +140,16 @@ def main() -> int:
     model.eval()
     train = json.loads(Path(args.train_json).read_text()) if args.train_json else {}
     kodak = json.loads(Path(args.kodak).read_text()) if args.kodak else None
+    if kodak and "variants" in kodak:  # benchmarks/attention_kodak.py measures both variants in one summary
+        entropy = getattr(model, "entropy", None)
+        if entropy not in kodak["variants"]:
+            raise SystemExit(f"{args.kodak} has no measurements of attention-{entropy}")
+        kodak = {**{k: v for k, v in kodak.items() if k != "variants"}, "variant": kodak["variants"][entropy],
+                 "qualities_of_variant": kodak["variants"][entropy]["qualities"]}
     extra = {"train": train}
     if kodak:
-        points = kodak.get("qualities") or kodak.get("iterations") or kodak["layers"]
+        points = (kodak.get("qualities") or kodak.get("iterations") or kodak.get("layers")
+                  or kodak["qualities_of_variant"])
         extra["kodak"] = {q: {"bpp": round(v["bpp"], 4), "psnr": round(v["psnr"], 2), "ms_ssim": round(v["ms_ssim"], 4)}
                           for q, v in points.items()}
     text = card(args.name, model, train, kodak)
