@@ -67,7 +67,7 @@ def _kodak_rows(kodak: dict) -> list[str]:
             else:
                 lines.append(f"- {k}: {v['bd_rate_pct']:+.1f} % over {v['psnr_range'][0]:.2f}–{v['psnr_range'][1]:.2f} dB")
         return lines
-    if "variant" in kodak:  # benchmarks/attention_kodak.py, reduced to this model's variant by _variant()
+    if "qualities_of_variant" in kodak:  # benchmarks/attention_kodak.py, reduced to this model's variant in main()
         v = kodak["variant"]
         lines = [f"Measured with `{kodak['command']}` on {kodak['images']} images ({kodak['threads']} threads, "
                  f"torch {kodak['torch']}, {kodak['cpu']}).", "",
