@@ -9,7 +9,9 @@
     python tools/publish_model.py --ckpt runs/x/ckpt.pt --train-json runs/x/train.json \
         --kodak results/kodak_rd/NAME/summary.json
 
-The tensors (and so the digest in every file header) do not change between 1 and 3.
+The tensors (and so the digest in every file header) do not change between 1 and 3.  ``--kodak`` also takes
+the JSON of benchmarks/recurrent_kodak.py and scalable_kodak.py (one variant), and the summary.json of
+benchmarks/attention_kodak.py (both attention variants: the card shows the model's own).
 """
 
 from __future__ import annotations
@@ -67,8 +69,8 @@ def _kodak_rows(kodak: dict) -> list[str]:
             else:
                 lines.append(f"- {k}: {v['bd_rate_pct']:+.1f} % over {v['psnr_range'][0]:.2f}–{v['psnr_range'][1]:.2f} dB")
         return lines
-    if "qualities_of_variant" in kodak:  # benchmarks/attention_kodak.py, reduced to this model's variant in main()
-        v = kodak["variant"]
+    if "attention_variant" in kodak:  # benchmarks/attention_kodak.py, reduced to this model's variant in main()
+        v = kodak["attention_variant"]
         lines = [f"Measured with `{kodak['command']}` on {kodak['images']} images ({kodak['threads']} threads, "
                  f"torch {kodak['torch']}, {kodak['cpu']}).", "",
                  "| quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | file vs estimate | encode s | decode s | "
@@ -144,12 +146,11 @@ def main() -> int:
         entropy = getattr(model, "entropy", None)
         if entropy not in kodak["variants"]:
             raise SystemExit(f"{args.kodak} has no measurements of attention-{entropy}")
-        kodak = {**{k: v for k, v in kodak.items() if k != "variants"}, "variant": kodak["variants"][entropy],
-                 "qualities_of_variant": kodak["variants"][entropy]["qualities"]}
+        kodak = {**{k: v for k, v in kodak.items() if k != "variants"}, "attention_variant": kodak["variants"][entropy]}
     extra = {"train": train}
     if kodak:
         points = (kodak.get("qualities") or kodak.get("iterations") or kodak.get("layers")
-                  or kodak["qualities_of_variant"])
+                  or kodak["attention_variant"]["qualities"])
         extra["kodak"] = {q: {"bpp": round(v["bpp"], 4), "psnr": round(v["psnr"], 2), "ms_ssim": round(v["ms_ssim"], 4)}
                           for q, v in points.items()}
     text = card(args.name, model, train, kodak)
