@@ -60,7 +60,22 @@ def save_weights(model: CompressionModel, path: str | Path, name: str, card: str
     meta.update({k: json.dumps(v) for k, v in (extra or {}).items()})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=meta)
+    _sort_header(Path(path))
     return state_digest(state)
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite the safetensors JSON header with sorted keys, so that the same weights always give the same
+    bytes (the writer orders its metadata differently from call to call); tensor offsets do not change."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    ordered = ({"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}) | dict(sorted(header.items()))
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:  # never expected (same content); keep the writer's bytes rather than move the tensors
+        return
+    path.write_bytes(raw[:8] + text + b" " * (n - len(text)) + raw[8 + n:])
 
 
 def read_metadata(path: str | Path) -> dict:

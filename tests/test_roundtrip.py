@@ -1,5 +1,6 @@
 """Images through real files: exact reconstruction, any size and mode, determinism, size vs estimate."""
 
+import json
 import subprocess
 import sys
 import warnings
@@ -237,3 +238,19 @@ def test_16bit_rgb_png_is_reduced_with_warning(tiny, tmp_path):
         img = read_image(p)
     enc, dec = encode_decode(img, tiny, 1)
     assert dec.mode == "RGB" and dec.size == (w, h)
+
+
+def test_saving_the_same_weights_twice_gives_the_same_bytes(tmp_path):
+    """Weights files are reproducible: same tensors and metadata, same bytes (and they load as before)."""
+    from lic import zoo
+    from lic.models import ScaleHyperprior
+
+    torch.manual_seed(1)
+    m = ScaleHyperprior(N=8, M=12, lambdas=(0.01, 0.02)).eval()
+    extra = {f"k{i}": {"v": i, "text": "λ — 5 %"} for i in range(6)}
+    paths = [tmp_path / f"w{i}.safetensors" for i in range(3)]
+    digests = [zoo.save_weights(m, p, name="tiny-test", card="# card — λ\n", extra=extra) for p in paths]
+    assert len(set(digests)) == 1
+    assert paths[0].read_bytes() == paths[1].read_bytes() == paths[2].read_bytes()
+    loaded = zoo.load_weights(paths[0])
+    assert loaded._lic_digest == digests[0] and loaded.meta["k3"] == json.dumps(extra["k3"])
