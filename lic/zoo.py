@@ -34,7 +34,9 @@ def state_digest(state: dict[str, torch.Tensor]) -> bytes:
         h.update(k.encode())
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape(-1) first: a channels-last 1×1 convolution weight counts as contiguous yet keeps a
+        # stride ≠ 1 on its last (size-1) dimension, which view(uint8) refuses; the bytes are the same
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.digest()[:8]
 
 

@@ -68,6 +68,19 @@ def test_round_trip_through_files_is_bit_exact(models, weights, photos, entropy)
     assert np.array_equal(np.asarray(lic.decompress(data, model=str(weights[entropy]))), np.asarray(enc.reconstruction))
 
 
+def test_a_model_built_in_memory_codes_and_keeps_its_digest(photos):
+    """A model straight from its constructor (no weights file, so no cached digest) codes a file: coding
+    turns its weights channels-last, 1×1 convolutions included, and the digest stays that of its values."""
+    torch.manual_seed(0)
+    m = AttentionCodec(entropy="factorized", **TINY).eval()
+    m.update()
+    before = zoo.state_digest(m.state_dict())
+    enc, dec = encode_decode(photos["chelsea"], m, 1)
+    assert m.g_s[3].skip[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert zoo.state_digest(m.state_dict()) == before == codec.read_header(enc.data).header.digest
+    assert np.array_equal(np.asarray(dec), np.asarray(enc.reconstruction))
+
+
 @pytest.mark.parametrize("entropy", ENTROPY)
 @pytest.mark.parametrize("size", [(1, 1), (17, 5), (65, 33), (70, 131)])
 def test_odd_sizes(models, entropy, size):
