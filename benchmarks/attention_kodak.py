@@ -2,6 +2,8 @@
 """Kodak RD of the attention autoencoder (issue 6), factorized vs hyperprior entropy model, from real files.
 
 For each variant, Kodak image and quality: the real .lic size (bpp), RGB PSNR, MS-SSIM (and in dB),
+PSNR per Y / Cb / Cr plane and the chroma ratio (how much of the original's colour strength the
+decoded image keeps: 1 all of it, 0 grey; :func:`lic.metrics.chroma_ratio`),
 the payload against the model's estimate (−Σ log2 p, eval mode), encode / decode wall seconds, and a
 check that every decoded image equals the encoder's reconstruction.  Then the BD-rate of the
 hyperprior variant against the factorized one (the seed's entropy model), on PSNR and on MS-SSIM dB
@@ -40,7 +42,8 @@ from lic.models import AttentionCodec  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
 TARGET_BPP = 0.23
-MEANS = ("bpp", "psnr", "ms_ssim", "ms_ssim_db", "encode_s", "decode_s")
+MEANS = ("bpp", "psnr", "ms_ssim", "ms_ssim_db", "psnr_y", "psnr_cb", "psnr_cr", "chroma_ratio", "encode_s",
+         "decode_s")
 
 
 def load(args, entropy: str):
@@ -77,9 +80,12 @@ def measure(model, variant: str, files: list[Path], qualities) -> list[dict]:
             est = sum((-torch.log2(l)).sum().item() for l in lik.values()) / 8
             payload = sum(len(c) for c in codec.read_header(enc.data).model_chunks())
             ms = metrics.ms_ssim(ref, rgb)
+            py, pcb, pcr = metrics.psnr_ycbcr(ref, rgb)
             rows.append({"variant": variant, "image": path.name, "quality": q, "bytes": len(enc.data),
                          "bpp": 8 * len(enc.data) / (w * h), "psnr": metrics.psnr(ref, rgb), "ms_ssim": ms,
-                         "ms_ssim_db": metrics.ms_ssim_db(ms), "payload_bytes": payload, "estimate_bytes": est,
+                         "ms_ssim_db": metrics.ms_ssim_db(ms), "psnr_y": py, "psnr_cb": pcb, "psnr_cr": pcr,
+                         "chroma_ratio": metrics.chroma_ratio(ref, rgb), "payload_bytes": payload,
+                         "estimate_bytes": est,
                          "decoded_equals_encoder": bool(np.array_equal(rgb, np.asarray(enc.reconstruction))),
                          "encode_s": t1 - t0, "decode_s": t2 - t1})
         print(f"{variant}: {path.name} done", file=sys.stderr)
@@ -162,10 +168,12 @@ def main() -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     for entropy, s in v.items():
         print(f"\nattention-{entropy}  ({s['weights']}, {len(files)} images, {s['parameters']:,} parameters)")
-        print(f"{'q':>2} {'bpp':>7} {'PSNR':>6} {'MS-SSIM':>8} {'dB':>6} {'file/est':>9} {'enc s':>6} {'dec s':>6} exact")
+        print(f"{'q':>2} {'bpp':>7} {'PSNR':>6} {'MS-SSIM':>8} {'dB':>6} {'Y dB':>6} {'chroma':>6} {'file/est':>9} "
+              f"{'enc s':>6} {'dec s':>6} exact")
         for q, r in s["qualities"].items():
             print(f"{q:>2} {r['bpp']:7.4f} {r['psnr']:6.2f} {r['ms_ssim']:8.4f} {r['ms_ssim_db']:6.2f} "
-                  f"{r['payload_vs_estimate_pct']:+8.2f}% {r['encode_s']:6.2f} {r['decode_s']:6.2f} "
+                  f"{r['psnr_y']:6.2f} {r['chroma_ratio']:6.3f} {r['payload_vs_estimate_pct']:+8.2f}% "
+                  f"{r['encode_s']:6.2f} {r['decode_s']:6.2f} "
                   f"{'yes' if r['all_decoded_equal_encoder'] else 'NO'}")
         print(f"nearest {TARGET_BPP} bpp: q{s[f'quality_nearest_{TARGET_BPP}_bpp']}")
     for metric, res in summary.get("bd_rate_hyperprior_vs_factorized", {}).items():

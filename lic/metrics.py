@@ -1,7 +1,9 @@
 """Image quality metrics on 8-bit RGB images (numpy uint8, H×W×3 or H×W).
 
 PSNR is computed over all RGB samples together (the convention of the
-CompressAI and tensorflow-compression Kodak results).  MS-SSIM uses
+CompressAI and tensorflow-compression Kodak results); :func:`psnr_ycbcr` gives it per
+Y / Cb / Cr plane (JFIF full-range BT.601) and :func:`chroma_ratio` how much of the
+original's colour a decoded image keeps.  MS-SSIM uses
 pytorch-msssim with the standard 5 scales and 11×11 Gaussian window on the
 0..255 range; it is undefined (NaN) for images with a side below 161 pixels.
 """
@@ -49,3 +51,34 @@ def ms_ssim(a, b) -> float:
 def ms_ssim_db(v: float) -> float:
     """MS-SSIM on a dB scale, −10·log10(1 − MS-SSIM)."""
     return math.inf if v >= 1 else -10 * math.log10(1 - v)
+
+
+#: JFIF (full-range BT.601) RGB → Y, Cb, Cr rows; Cb and Cr are offset by 128 after the product
+_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def _ycbcr(a: np.ndarray) -> np.ndarray:
+    """H×W×3 float64 Y, Cb − 128, Cr − 128 of an 8-bit RGB image (no rounding)."""
+    a = _as_array(a)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected an H×W×3 RGB image, got shape {a.shape}")
+    return a.astype(np.float64) @ _YCBCR.T
+
+
+def psnr_ycbcr(a, b) -> tuple[float, float, float]:
+    """PSNR of the Y, Cb and Cr planes (dB, peak 255), computed without rounding to 8 bits."""
+    ya, yb = _ycbcr(a), _ycbcr(b)
+    if ya.shape != yb.shape:
+        raise ValueError(f"shape mismatch {ya.shape} vs {yb.shape}")
+    m = ((ya - yb) ** 2).reshape(-1, 3).mean(axis=0)
+    return tuple(math.inf if v == 0 else 10 * math.log10(255.0 ** 2 / v) for v in m)
+
+
+def chroma_ratio(ref, dec) -> float:
+    """Mean chroma magnitude √(Cb'² + Cr'²) of ``dec`` over that of ``ref``: 1 keeps the colour
+    strength, 0 is a grey image, above 1 is over-saturated (NaN when ``ref`` itself is grey)."""
+    r, d = _ycbcr(ref), _ycbcr(dec)
+    if r.shape != d.shape:
+        raise ValueError(f"shape mismatch {r.shape} vs {d.shape}")
+    cr = np.hypot(r[..., 1], r[..., 2]).mean()
+    return math.nan if cr < 1e-9 else float(np.hypot(d[..., 1], d[..., 2]).mean() / cr)

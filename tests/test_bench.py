@@ -58,6 +58,35 @@ def test_psnr_agrees_with_scikit_image():
     assert q["psnr"] == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-9)
 
 
+def test_ycbcr_psnr_agrees_with_pillows_jfif_planes():
+    from PIL import Image
+
+    from lic import metrics
+
+    a = skdata.astronaut()[:200, :240]
+    b = _noisy(a, 6)
+    planes = [np.asarray(Image.fromarray(x).convert("YCbCr")).astype(np.float64) for x in (a, b)]
+    ours = metrics.psnr_ycbcr(a, b)
+    for i in range(3):  # Pillow rounds each plane to 8 bits, ours does not: within 0.15 dB at σ = 6
+        ref = 10 * np.log10(255.0 ** 2 / np.mean((planes[0][..., i] - planes[1][..., i]) ** 2))
+        assert ours[i] == pytest.approx(ref, abs=0.15)
+
+
+def test_chroma_ratio_measures_how_much_colour_is_kept():
+    from lic import metrics
+
+    a = skdata.astronaut()[:200, :240]
+    y = a.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    grey = np.repeat(np.round(y)[..., None], 3, axis=2).astype(np.uint8)
+    half = np.clip(np.round((a + y[..., None]) / 2), 0, 255).astype(np.uint8)  # chroma halved, luma kept
+    assert metrics.chroma_ratio(a, a) == 1.0
+    assert metrics.chroma_ratio(a, grey) < 0.01
+    assert metrics.chroma_ratio(a, half) == pytest.approx(0.5, abs=0.01)
+    assert np.isnan(metrics.chroma_ratio(grey, a))
+    assert metrics.psnr_ycbcr(a, a) == (np.inf, np.inf, np.inf)
+    assert metrics.psnr_ycbcr(a, grey)[0] > 50  # the luma survives greying (up to rounding)
+
+
 def _ms_ssim_reference(a, b):
     """Independent MS-SSIM (Wang et al. 2003) with scipy: 11-tap Gaussian σ=1.5, 'valid' filtering,
     5 scales, 2×2 average pooling (zero-padded on odd sides), per channel then averaged."""
