@@ -20,6 +20,9 @@ learning-rate decay over the last 15 % of the budget.  ``torchrun
 rate term keeps additive noise (Minnen & Singh, "Channel-wise autoregressive entropy models", ICIP 2020):
 the encoder then also learns for the rounding the coder applies.
 
+``--resume WEIGHTS --config JSON`` warm-starts with some settings changed, as long as the weights still
+fit: e.g. an MSE warm-up, then ``--config '{"loss": "mix"}'`` for the attention codec.
+
 ``--decoder-only`` (with ``--resume``) fine-tunes only the synthesis transform, on the rounded latents
 the coder really sends (training otherwise sees additive noise): the latents and coded bytes of every
 file stay the same and only the decoded pixels change.
@@ -61,20 +64,60 @@ def _dist_setup():
     return rank, world
 
 
+def _config_arg(args) -> dict:
+    """--config as a dict of constructor arguments ({} when absent)."""
+    if not args.config:
+        return {}
+    try:
+        extra = json.loads(args.config)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--config is not valid JSON: {exc}") from None
+    if not isinstance(extra, dict):
+        raise InputError("--config must be a JSON object of constructor arguments")
+    return extra
+
+
+def _build(cfg: dict):
+    try:
+        return build(cfg)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad model configuration: {exc}") from None
+
+
 def _initial_model(args):
-    """New model, or warm start from shipped weights / a weights file / a checkpoint."""
-    if args.resume and (args.config or args.lambdas or args.channels):
-        warnings.warn("--config/--lambda/--channels ignored: --resume continues with the model configuration "
-                      "stored in its checkpoint or weights", stacklevel=2)
-    if args.resume and str(args.resume).endswith(".pt"):
+    """New model, or warm start from shipped weights / a weights file / a checkpoint.
+
+    A checkpoint (.pt) resumes exactly, with its own configuration.  Weights warm-start a model of their
+    configuration updated by --config, so a run can change what does not change the tensors' shapes, e.g.
+    the loss (``--config '{"loss": "mix"}'`` after an MSE warm-up; λ then follow the new loss unless
+    --config gives them too)."""
+    exact = bool(args.resume) and str(args.resume).endswith(".pt")
+    if args.resume and (args.lambdas or args.channels or (exact and args.config)):
+        warnings.warn(f"{'--config/' if exact else ''}--lambda/--channels ignored: --resume continues with the "
+                      "model configuration stored in its checkpoint or weights", stacklevel=2)
+    if exact:
         ckpt = torch.load(args.resume, map_location="cpu", weights_only=False)
         model = build(ckpt["config"])
         model.load_state(ckpt["model"])
         return model, ckpt
+    extra = _config_arg(args)
     if args.resume:
         src = zoo.load_model(args.resume)
-        model = build(src.config())
-        model.load_state(src.state_dict())
+        cfg = src.config()
+        old_lambdas = cfg.get("lambdas")
+        if "loss" in extra and extra["loss"] != cfg.get("loss") and "lambdas" not in extra:
+            cfg.pop("lambdas", None)  # the new loss's own λ ladder
+        cfg.update(extra)
+        model = _build(cfg)
+        levels = getattr(model, "lambdas", None)
+        if old_lambdas is not None and levels is not None and len(levels) != len(old_lambdas):
+            raise InputError(f"the weights of {args.resume} have {len(old_lambdas)} quality levels, the new "
+                             f"configuration {len(levels)}: give {len(old_lambdas)} 'lambdas' in --config")
+        try:
+            model.load_state(src.state_dict())
+        except RuntimeError:
+            raise InputError(f"--config {args.config} changes the model's shape: the weights of {args.resume} "
+                             "no longer fit (only settings such as the loss can change on a warm start)") from None
         return model, None
     from .models import ARCHITECTURES, config_for
 
@@ -92,18 +135,8 @@ def _initial_model(args):
         cfg["lambdas"] = args.lambdas  # one λ per layer (and so the number of layers)
     elif args.lambdas or args.channels:
         raise InputError("--lambda/--channels apply to the hyperprior; use --config for this model")
-    if args.config:
-        try:
-            extra = json.loads(args.config)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"--config is not valid JSON: {exc}") from None
-        if not isinstance(extra, dict):
-            raise InputError("--config must be a JSON object of constructor arguments")
-        cfg.update(extra)
-    try:
-        return build(cfg), None
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"bad model configuration: {exc}") from None
+    cfg.update(extra)
+    return _build(cfg), None
 
 
 def _require_transform_codec(model, what: str) -> None:
@@ -299,7 +332,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="folder for checkpoints, weights and logs")
     p.add_argument("--lambda", dest="lambdas", type=float, nargs="+", help="λ per quality level (default: the model's)")
     p.add_argument("--channels", type=int, nargs=2, metavar=("N", "M"), help="transform widths (default 128 192)")
-    p.add_argument("--config", help="constructor arguments as JSON, e.g. '{\"cell\": \"gru\", \"iterations\": 8}'")
+    p.add_argument("--config", help="constructor arguments as JSON, e.g. '{\"cell\": \"gru\", \"iterations\": 8}'; "
+                   "with --resume WEIGHTS, the settings to change (e.g. '{\"loss\": \"mix\"}')")
     p.add_argument("--minutes", type=float, help="training time budget")
     p.add_argument("--steps", type=int, help="stop after this many steps")
     p.add_argument("--resume", help="checkpoint (.pt) to resume exactly, or weights / shipped model name to warm-start")

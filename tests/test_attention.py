@@ -288,6 +288,36 @@ def test_lic_train_saves_a_working_model(tmp_path, photos, capsys):
     assert "unknown entropy model" in capsys.readouterr().err
 
 
+def test_warm_start_with_another_loss(tmp_path, photos, capsys):
+    """An MSE warm-up, then the mix loss from its weights (--resume WEIGHTS --config): λ follow the new
+    loss; a --config that changes the tensors' shapes, or the number of quality levels, is one line."""
+    from lic.models.attention import LAMBDAS_MIX
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, img in photos.items():
+        img.save(data / f"{name}.png")
+    common = ["--data", str(data), "--steps", "1", "--batch", "2", "--crop", "48", "--workers", "0", "--quiet"]
+    five = [0.0035, 0.0067, 0.013, 0.025, 0.0483]  # as many levels as the mix ladder
+    assert main(["train", "--model", "attention-factorized", *common, "--out", str(tmp_path / "mse"),
+                 "--config", json.dumps({**TINY, "loss": "mse", "lambdas": five})]) == 0
+    warm = tmp_path / "mse" / "model.safetensors"
+    assert lic.load_model(str(warm)).config()["loss"] == "mse"
+    assert main(["train", "--resume", str(warm), *common, "--out", str(tmp_path / "mix"),
+                 "--config", '{"loss": "mix"}']) == 0
+    cfg = lic.load_model(str(tmp_path / "mix" / "model.safetensors")).config()
+    assert cfg["loss"] == "mix" and cfg["lambdas"] == list(LAMBDAS_MIX) and cfg["N"] == TINY["N"]
+    capsys.readouterr()
+    assert main(["train", "--resume", str(warm), *common, "--out", str(tmp_path / "bad"),
+                 "--config", '{"M": 16}']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "changes the model's shape" in err
+    assert main(["train", "--resume", str(warm), *common, "--out", str(tmp_path / "bad"),
+                 "--config", '{"lambdas": [1.0, 2.0]}']) == 2
+    assert "5 quality levels, the new configuration 2" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
 def test_rate_term_stays_fp32_under_bf16_autocast():
     m = AttentionCodec(entropy="hyperprior", **TINY).train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
