@@ -82,3 +82,12 @@ def chroma_ratio(ref, dec) -> float:
         raise ValueError(f"shape mismatch {r.shape} vs {d.shape}")
     cr = np.hypot(r[..., 1], r[..., 2]).mean()
     return math.nan if cr < 1e-9 else float(np.hypot(d[..., 1], d[..., 2]).mean() / cr)
+
+
+def chroma_ratio_batch(ref: torch.Tensor, dec: torch.Tensor) -> float:
+    """:func:`chroma_ratio` of float N×3×H×W batches in [0, 1] (``lic train`` logs it per logged step)."""
+    m = torch.as_tensor(_YCBCR[1:], dtype=torch.float32)
+    r = torch.einsum("cd,ndhw->nchw", m, ref.detach().float().cpu())
+    d = torch.einsum("cd,ndhw->nchw", m, dec.detach().float().clamp(0, 1).cpu())
+    cr = r.square().sum(1).sqrt().mean().item()
+    return math.nan if cr < 1e-9 else d.square().sum(1).sqrt().mean().item() / cr

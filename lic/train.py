@@ -28,7 +28,8 @@ the coder really sends (training otherwise sees additive noise): the latents and
 file stay the same and only the decoded pixels change.
 
 Outputs in ``--out``: ``ckpt.pt`` (weights + optimizer, to resume exactly),
-``model.safetensors`` (fp16, with coding tables: what gets shipped), ``log.jsonl``
+``model.safetensors`` (fp16, with coding tables: what gets shipped), ``log.jsonl`` (per logged step: loss,
+bpp, PSNR, and the chroma ratio of that step's batch, :func:`lic.metrics.chroma_ratio`)
 and, with ``--eval-dir``, ``eval.csv`` / ``eval.json`` measured on real files.
 """
 
@@ -48,7 +49,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from . import zoo
+from . import metrics, zoo
 from .data import CropDataset
 from .errors import InputError, ModelError
 from .layers import GDN
@@ -292,8 +293,13 @@ def train(args) -> dict:
             if step % args.log_every == 0 and log is not None:
                 n = max(run["n"], 1)
                 psnr = -10 * math.log10(max(run["mse"] / n, 1e-12))
-                log.write(json.dumps({"step": step, "minutes": round(used / 60, 2), "lr": lr, "loss": run["loss"] / n,
-                                      "bpp": run["bpp"] / n, "psnr": psnr}) + "\n")
+                entry = {"step": step, "minutes": round(used / 60, 2), "lr": lr, "loss": run["loss"] / n,
+                         "bpp": run["bpp"] / n, "psnr": psnr}
+                x_hat = res.get("x_hat") if isinstance(res, dict) else None
+                if torch.is_tensor(x_hat) and x_hat.shape == x.shape and x.shape[1] == 3:
+                    # colour kept on this step's batch (1 all, 0 grey): perceptual losses can trade colour for rate
+                    entry["chroma"] = round(metrics.chroma_ratio_batch(x, x_hat), 4)
+                log.write(json.dumps(entry) + "\n")
                 log.flush()
                 run = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
             if time.monotonic() - last_ckpt >= args.ckpt_minutes * 60:

@@ -85,6 +85,9 @@ def test_chroma_ratio_measures_how_much_colour_is_kept():
     assert np.isnan(metrics.chroma_ratio(grey, a))
     assert metrics.psnr_ycbcr(a, a) == (np.inf, np.inf, np.inf)
     assert metrics.psnr_ycbcr(a, grey)[0] > 50  # the luma survives greying (up to rounding)
+    # the batch form (float tensors in [0, 1], as lic train logs it) agrees with the image form
+    t = lambda img: torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    assert metrics.chroma_ratio_batch(t(a), t(half)) == pytest.approx(metrics.chroma_ratio(a, half), rel=1e-5)
 
 
 def _ms_ssim_reference(a, b):

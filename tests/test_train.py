@@ -31,6 +31,7 @@ def test_train_resume_and_export(tmp_path, data_dir, capsys):
     assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "3", *ARGS]) == 0
     log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in log)
+    assert all(0 <= r["chroma"] < 5 for r in log)  # colour kept on the logged batch
     ck = torch.load(out / "ckpt.pt", weights_only=False)
     assert ck["step"] == 3
     # resume exactly from the checkpoint and go on to step 5
