@@ -10,7 +10,8 @@
 #   mkdir -p .resume && cp runs/gpu/<model>/model.safetensors .resume/<model>.safetensors   # to continue a model
 # Device tool:
 #   run(command="bash tools/gpu_round.sh", carry=[".data", ".whl", ".resume"], timeout_s=570)
-#   (MINUTES=6 MODELS="bmshj2018-hyperprior toderici2017-rnn" bash tools/gpu_round.sh  to choose)
+#   (MINUTES=6 MODELS="bmshj2018-hyperprior toderici2017-rnn" bash tools/gpu_round.sh  to choose;
+#    SWITCH_attention_hyperprior='{"loss":"mix"}' bash tools/gpu_round.sh  to end its MSE warm-up)
 # Back here:
 #   tools/gpu_unpack.sh FILES_AT            -> runs/gpu/<model>/{model.safetensors,log.jsonl,stdout.log}
 #   python benchmarks/kodak_rd.py --model runs/gpu/bmshj2018-hyperprior/model.safetensors ...
@@ -65,10 +66,21 @@ round_options() {
 # configuration of a model's first round (later rounds resume with the configuration in its weights);
 # JSON without spaces (word-split below).  toderici2017-rnn: GRU cells and the sign binarizer trained
 # ~0.5 dB higher than the paper's stochastic one at equal steps on the CPU (docs/training.md)
+# attention-hyperprior: an MSE warm-up with five λ (as many as the mix ladder), because every mix loss lost
+# most of the colour in its first CPU minutes while MSE kept it (docs/attention.md); switch a later round
+# to the mix with SWITCH_attention_hyperprior='{"loss":"mix"}'
 fresh_config() {
   case "$1" in
     toderici2017-rnn) echo '--config {"cell":"gru","binarizer":"sign"}' ;;
+    attention-hyperprior) echo '--config {"loss":"mse","lambdas":[0.0018,0.004,0.009,0.02,0.0447]}' ;;
   esac
+}
+
+# settings to change when a model continues from weights (lic train --resume WEIGHTS --config JSON):
+# SWITCH_<model with _ for ->='JSON' (no spaces: it is word-split), e.g. SWITCH_attention_hyperprior='{"loss":"mix"}'
+switch_config() {
+  local v="SWITCH_${1//-/_}"
+  [ -n "${!v:-}" ] && echo "--config ${!v}"
 }
 
 mkdir -p "$RUNS"
@@ -76,8 +88,8 @@ nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 30 
 smi=$!
 pids=()
 for m in $MODELS; do
-  if [ -f ".resume/$m.safetensors" ]; then start=(--resume ".resume/$m.safetensors")
-  elif grep -qw -- "$m" <<<"$shipped"; then start=(--resume "$m")
+  if [ -f ".resume/$m.safetensors" ]; then start=(--resume ".resume/$m.safetensors" $(switch_config "$m"))
+  elif grep -qw -- "$m" <<<"$shipped"; then start=(--resume "$m" $(switch_config "$m"))
   else start=(--model "$m" $(fresh_config "$m")); fi
   mkdir -p "$RUNS/$m"
   echo "$m: ${start[*]} $(recipe "$m") $(round_options "$m") --workers $workers --minutes $MINUTES" | tee "$RUNS/$m/command.txt"
