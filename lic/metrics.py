@@ -57,12 +57,17 @@ def ms_ssim_db(v: float) -> float:
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
 
-def _ycbcr(a: np.ndarray) -> np.ndarray:
-    """H×W×3 float64 Y, Cb − 128, Cr − 128 of an 8-bit RGB image (no rounding)."""
+def _rgb64(a) -> np.ndarray:
+    """An 8-bit H×W×3 RGB image as float64."""
     a = _as_array(a)
     if a.ndim != 3 or a.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 RGB image, got shape {a.shape}")
-    return a.astype(np.float64) @ _YCBCR.T
+    return a.astype(np.float64)
+
+
+def _ycbcr(a) -> np.ndarray:
+    """H×W×3 float64 Y, Cb − 128, Cr − 128 of an 8-bit RGB image (no rounding)."""
+    return _rgb64(a) @ _YCBCR.T
 
 
 def psnr_ycbcr(a, b) -> tuple[float, float, float]:
@@ -74,20 +79,22 @@ def psnr_ycbcr(a, b) -> tuple[float, float, float]:
     return tuple(math.inf if v == 0 else 10 * math.log10(255.0 ** 2 / v) for v in m)
 
 
+def _chroma_ratio(ref: np.ndarray, dec: np.ndarray) -> float:
+    """Mean √(Cb'² + Cr'²) of ``dec`` over that of ``ref`` (…×3 RGB arrays on any one scale)."""
+    if ref.shape != dec.shape:
+        raise ValueError(f"shape mismatch {ref.shape} vs {dec.shape}")
+    r, d = ref @ _YCBCR[1:].T, dec @ _YCBCR[1:].T
+    cr = np.hypot(r[..., 0], r[..., 1]).mean()
+    return math.nan if cr < 1e-9 else float(np.hypot(d[..., 0], d[..., 1]).mean() / cr)
+
+
 def chroma_ratio(ref, dec) -> float:
     """Mean chroma magnitude √(Cb'² + Cr'²) of ``dec`` over that of ``ref``: 1 keeps the colour
     strength, 0 is a grey image, above 1 is over-saturated (NaN when ``ref`` itself is grey)."""
-    r, d = _ycbcr(ref), _ycbcr(dec)
-    if r.shape != d.shape:
-        raise ValueError(f"shape mismatch {r.shape} vs {d.shape}")
-    cr = np.hypot(r[..., 1], r[..., 2]).mean()
-    return math.nan if cr < 1e-9 else float(np.hypot(d[..., 1], d[..., 2]).mean() / cr)
+    return _chroma_ratio(_rgb64(ref), _rgb64(dec))
 
 
 def chroma_ratio_batch(ref: torch.Tensor, dec: torch.Tensor) -> float:
     """:func:`chroma_ratio` of float N×3×H×W batches in [0, 1] (``lic train`` logs it per logged step)."""
-    m = torch.as_tensor(_YCBCR[1:], dtype=torch.float32)
-    r = torch.einsum("cd,ndhw->nchw", m, ref.detach().float().cpu())
-    d = torch.einsum("cd,ndhw->nchw", m, dec.detach().float().clamp(0, 1).cpu())
-    cr = r.square().sum(1).sqrt().mean().item()
-    return math.nan if cr < 1e-9 else d.square().sum(1).sqrt().mean().item() / cr
+    as_rgb = lambda t: t.detach().float().clamp(0, 1).cpu().permute(0, 2, 3, 1).double().numpy()
+    return _chroma_ratio(as_rgb(ref), as_rgb(dec))
