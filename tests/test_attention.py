@@ -245,6 +245,8 @@ def _train_steps(model, steps=3, size=48):
     ({"loss": "mse"}, {"mse"}),
     ({"mae": 0.0, "ms_ssim": 0.0, "lpips": 1.0}, {"lpips"}),
     ({"lpips": 0.2}, {"mae", "ms_ssim", "lpips"}),
+    ({"mae": 0.0, "ms_ssim": 0.0, "chroma": 1.0}, {"chroma"}),
+    ({"chroma": 2.0}, {"mae", "ms_ssim", "chroma"}),
 ])
 def test_each_loss_term_trains(tmp_path, monkeypatch, terms, expected):
     _, state, heads = fake_lpips_state()
@@ -259,6 +261,26 @@ def test_each_loss_term_trains(tmp_path, monkeypatch, terms, expected):
     m.eval()
     comp = m.compress(x, 3, reconstruct=True)
     assert torch.equal(m.decompress(comp.chunks, 48, 48, 3), comp.x_hat)
+
+
+def test_chroma_term_charges_colour_not_luma(photos):
+    """The chroma term is the MAE of the JFIF Cb/Cr planes (checked against lic.metrics' conversion):
+    a grey shift (luma only) costs nothing, and a greyed image costs its mean chroma magnitude per plane."""
+    from lic import metrics
+    from lic.models.attention import chroma_mae
+
+    rgb = np.asarray(photos["coffee"].crop((0, 0, 64, 48)).convert("RGB"), dtype=np.float64) / 255
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    assert chroma_mae(x, x + 0.05).item() == pytest.approx(0, abs=1e-12)
+    brighter = (x + 0.05).clamp(max=1)  # clipping changes the colour of the brightest pixels, a little
+    grey = x.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    planes = rgb @ metrics._YCBCR.T  # a grey image has Cb = Cr = 0, so this is the whole error
+    assert chroma_mae(x, grey).item() == pytest.approx(np.abs(planes[..., 1:]).mean(), rel=1e-9)
+    assert chroma_mae(x, grey).item() > 10 * chroma_mae(x, brighter).item()
+    m = AttentionCodec(**TINY, chroma=2.0)
+    assert m.config()["chroma"] == 2.0 and AttentionCodec(**TINY).config()["chroma"] == 0.0
+    with pytest.raises(ValueError, match="non-negative"):
+        AttentionCodec(**TINY, chroma=-1.0)
 
 
 def test_lic_train_saves_a_working_model(tmp_path, photos, capsys):

@@ -34,16 +34,18 @@ Data flow (Q = quality level, γ_Q / γ'_Q = learned per-channel gain / inverse 
 Loss (:meth:`AttentionCodec.training_loss`, picked up by ``lic train``)::
 
     L = rate_weight · bpp + λ_Q · D
-    D = mae·MAE + ms_ssim·(1 − MS-SSIM) + lpips·LPIPS     (loss="mix", pixels in [0, 1])
+    D = mae·MAE + ms_ssim·(1 − MS-SSIM) + lpips·LPIPS + chroma·MAE_CbCr     (loss="mix", pixels in [0, 1])
     D = 255²·MSE                                           (loss="mse"; λ as the hyperprior's)
 
 The default mix 0.16·MAE + 0.84·(1 − MS-SSIM) is the MS-SSIM + ℓ1 mix of Zhao, Gallo, Frosio
 and Kautz ("Loss Functions for Image Restoration with Neural Networks", IEEE TCI 2017).
 The weighted MAE term is that ℓ1 share; on whole crops their Gaussian weighting of ℓ1 averages out.
-LPIPS (weight 0 by default) needs local backbone weights, see :mod:`lic.perceptual`; when
-they are missing training stops at once with a one-line message naming the path, and every
-other term works without them.  Default λ (``LAMBDAS_MIX``) follow the usual MS-SSIM-optimized
-ladder; the middle one aims at about 0.23 bpp on Kodak (to be checked once trained).
+``MAE_CbCr`` is the mean absolute error of the JFIF Cb and Cr planes (weight 0 by default): every
+run with the mix alone lost most of its colour (docs/attention.md), and this term charges for
+that without touching luma.  LPIPS (weight 0 by default) needs local backbone weights, see
+:mod:`lic.perceptual`; when they are missing training stops at once with a one-line message
+naming the path, and every other term works without them.  Default λ (``LAMBDAS_MIX``) follow
+the usual MS-SSIM-optimized ladder; the middle one aims at about 0.23 bpp on Kodak (to be checked once trained).
 
 Inputs of any size are replicate-padded to a multiple of 16 (factorized) or 64 (hyperprior)
 and cropped back.  Determinism as for the other models: the coder only sees integers and
@@ -63,6 +65,7 @@ import torch.nn.functional as F
 from ..latent_codecs import FactorizedLatentCodec, HyperpriorLatentCodec
 from ..latent_codecs.hyperprior import conv
 from ..layers import GDN, IGDN
+from ..metrics import _YCBCR
 from .transform import TransformCodec
 from .hyperprior import LAMBDAS as LAMBDAS_MSE
 
@@ -113,6 +116,12 @@ class UpBlock(nn.Module):
         return self.body(x) + self.skip(x)
 
 
+def chroma_mae(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error of the Cb and Cr planes of two N×3×H×W RGB batches (any one scale)."""
+    rows = torch.as_tensor(_YCBCR[1:], dtype=x.dtype, device=x.device)  # the JFIF Cb, Cr rows
+    return torch.einsum("kc,nchw->nkhw", rows, x_hat - x).abs().mean()
+
+
 # -- the model ------------------------------------------------------------------------------------
 class AttentionCodec(TransformCodec):
     name = "attention-factorized"
@@ -122,23 +131,24 @@ class AttentionCodec(TransformCodec):
 
     def __init__(self, entropy: str = "factorized", N: int = 128, M: int = 192, hyper_N: int | None = None,
                  lambdas=None, loss: str = "mix", mae: float = 0.16, ms_ssim: float = 0.84, lpips: float = 0.0,
-                 lpips_weights=None, rate_weight: float = 1.0):
+                 lpips_weights=None, rate_weight: float = 1.0, chroma: float = 0.0):
         super().__init__()
         if entropy not in ENTROPY_MODELS:
             raise ValueError(f"unknown entropy model '{entropy}' (choose from {', '.join(ENTROPY_MODELS)})")
         if loss not in LOSSES:
             raise ValueError(f"unknown loss '{loss}' (choose from {', '.join(LOSSES)})")
-        if min(mae, ms_ssim, lpips) < 0 or rate_weight <= 0:
+        if min(mae, ms_ssim, lpips, chroma) < 0 or rate_weight <= 0:
             raise ValueError("loss weights must be non-negative and rate_weight positive")
-        if loss == "mix" and mae + ms_ssim + lpips <= 0:
-            raise ValueError("loss 'mix' needs a positive weight for mae, ms_ssim or lpips")
+        if loss == "mix" and mae + ms_ssim + lpips + chroma <= 0:
+            raise ValueError("loss 'mix' needs a positive weight for mae, ms_ssim, lpips or chroma")
         if N < 1 or M < 1:
             raise ValueError("widths N and M must be positive")
         self.entropy, self.N, self.M = entropy, int(N), int(M)
         self.hyper_N = int(hyper_N or N)
         self.name = f"attention-{entropy}"
         self.loss_kind = loss
-        self.weights = {"mae": float(mae), "ms_ssim": float(ms_ssim), "lpips": float(lpips)}
+        self.weights = {"mae": float(mae), "ms_ssim": float(ms_ssim), "lpips": float(lpips),
+                        "chroma": float(chroma)}
         self.lpips_weights = lpips_weights
         self.rate_weight = float(rate_weight)
         if lambdas is None:
@@ -169,7 +179,8 @@ class AttentionCodec(TransformCodec):
     def config(self) -> dict:
         cfg = {"arch": "AttentionCodec", "entropy": self.entropy, "N": self.N, "M": self.M, "hyper_N": self.hyper_N,
                "lambdas": list(self.lambdas), "loss": self.loss_kind, "mae": self.weights["mae"],
-               "ms_ssim": self.weights["ms_ssim"], "lpips": self.weights["lpips"], "rate_weight": self.rate_weight}
+               "ms_ssim": self.weights["ms_ssim"], "lpips": self.weights["lpips"], "chroma": self.weights["chroma"],
+               "rate_weight": self.rate_weight}
         if self.lpips_weights:
             cfg["lpips_weights"] = self.lpips_weights
         return cfg
@@ -212,6 +223,8 @@ class AttentionCodec(TransformCodec):
             terms["ms_ssim"] = 1 - _ms_ssim(x_hat, x)
         if self.weights["lpips"]:
             terms["lpips"] = self.lpips_net(x.device)(x_hat.clamp(0, 1), x)
+        if self.weights["chroma"]:
+            terms["chroma"] = chroma_mae(x, x_hat)
         return terms
 
     def distortion(self, terms: dict) -> torch.Tensor:
