@@ -54,7 +54,7 @@ def ms_ssim_db(v: float) -> float:
 
 
 #: JFIF (full-range BT.601) RGB → Y, Cb, Cr rows; Cb and Cr are offset by 128 after the product
-_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
 
 def _rgb64(a) -> np.ndarray:
@@ -67,7 +67,7 @@ def _rgb64(a) -> np.ndarray:
 
 def _ycbcr(a) -> np.ndarray:
     """H×W×3 float64 Y, Cb − 128, Cr − 128 of an 8-bit RGB image (no rounding)."""
-    return _rgb64(a) @ _YCBCR.T
+    return _rgb64(a) @ YCBCR.T
 
 
 def psnr_ycbcr(a, b) -> tuple[float, float, float]:
@@ -83,7 +83,7 @@ def _chroma_ratio(ref: np.ndarray, dec: np.ndarray) -> float:
     """Mean √(Cb'² + Cr'²) of ``dec`` over that of ``ref`` (…×3 RGB arrays on any one scale)."""
     if ref.shape != dec.shape:
         raise ValueError(f"shape mismatch {ref.shape} vs {dec.shape}")
-    r, d = ref @ _YCBCR[1:].T, dec @ _YCBCR[1:].T
+    r, d = ref @ YCBCR[1:].T, dec @ YCBCR[1:].T
     cr = np.hypot(r[..., 0], r[..., 1]).mean()
     return math.nan if cr < 1e-9 else float(np.hypot(d[..., 0], d[..., 1]).mean() / cr)
 

@@ -274,7 +274,7 @@ def test_chroma_term_charges_colour_not_luma(photos):
     assert chroma_mae(x, x + 0.05).item() == pytest.approx(0, abs=1e-12)
     brighter = (x + 0.05).clamp(max=1)  # clipping changes the colour of the brightest pixels, a little
     grey = x.mean(1, keepdim=True).expand(-1, 3, -1, -1)
-    planes = rgb @ metrics._YCBCR.T  # a grey image has Cb = Cr = 0, so this is the whole error
+    planes = rgb @ metrics.YCBCR.T  # a grey image has Cb = Cr = 0, so this is the whole error
     assert chroma_mae(x, grey).item() == pytest.approx(np.abs(planes[..., 1:]).mean(), rel=1e-9)
     assert chroma_mae(x, grey).item() > 10 * chroma_mae(x, brighter).item()
     m = AttentionCodec(**TINY, chroma=2.0)

@@ -65,7 +65,7 @@ import torch.nn.functional as F
 from ..latent_codecs import FactorizedLatentCodec, HyperpriorLatentCodec
 from ..latent_codecs.hyperprior import conv
 from ..layers import GDN, IGDN
-from ..metrics import _YCBCR
+from ..metrics import YCBCR
 from .transform import TransformCodec
 from .hyperprior import LAMBDAS as LAMBDAS_MSE
 
@@ -118,7 +118,7 @@ class UpBlock(nn.Module):
 
 def chroma_mae(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """Mean absolute error of the Cb and Cr planes of two N×3×H×W RGB batches (any one scale)."""
-    rows = torch.as_tensor(_YCBCR[1:], dtype=x.dtype, device=x.device)  # the JFIF Cb, Cr rows
+    rows = torch.as_tensor(YCBCR[1:], dtype=x.dtype, device=x.device)  # the JFIF Cb, Cr rows
     return torch.einsum("kc,nchw->nkhw", rows, x_hat - x).abs().mean()
 
 
