@@ -11,6 +11,16 @@ reconstruction after k layers.
 
     python benchmarks/scalable_kodak.py [--hyper W.safetensors] [--flat W.safetensors]
            [--variants hyper,flat] [--kodak ../shared/data/kodak] [--images N] [--threads 2] [--out results/scalable_kodak]
+           [--progressive results/recurrent_kodak/X/Y.json] [--compare-only]
+
+Then the issue's comparisons, BD-rate (PCHIP) in PSNR and in MS-SSIM dB, written to
+OUT/comparisons.json and printed: each variant against BPG 4:4:4 (published,
+``../shared/anchors/kodak_rd.csv``) and against the paper's own curve of that variant
+(``su2020-rnn-hyper`` / ``-nohyper`` in ``kodak_rd_plus_external.csv``), the ablation against the
+hyperprior model, and with ``--progressive`` (a benchmarks/recurrent_kodak.py JSON) the binary
+progressive codec against BPG and each variant against it; plus, at each of the paper's four
+points, our PSNR and MS-SSIM interpolated at the paper's bpp (log-bpp PCHIP, no extrapolation).
+``--compare-only`` recomputes them from OUT/<variant>.json without measuring again.
 
 Without weights a variant uses the default configuration with random weights (seed 0),
 labelled ``untrained`` in the results: the numbers then show that the pipeline works and
@@ -31,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.interpolate import PchipInterpolator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,9 +49,17 @@ sys.path.insert(0, str(ROOT))
 from lic import codec, metrics, ratecontrol, zoo  # noqa: E402
 from lic.data import list_images  # noqa: E402
 from lic.imageio import from_tensor, prepare, read_image  # noqa: E402
+from lic.bench.bdrate import bd_rate  # noqa: E402
+from lic.bench.results import load_published  # noqa: E402
 from lic.models.scalable import ScalableRecurrentCodec  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
+ANCHORS = ROOT.parent / "shared" / "anchors"
+BPG = ("bpg_444_x265_ycbcr", "kodak_rd.csv", "BPG 4:4:4 (published)")
+PAPER = {"hyper": ("su2020-rnn-hyper", "kodak_rd_plus_external.csv", "Su 2020 with hyperprior (paper)"),
+         "flat": ("su2020-rnn-nohyper", "kodak_rd_plus_external.csv", "Su 2020 without hyperprior (paper)")}
+LABEL = {"hyper": "su2020-rnn-hyperprior (ours)", "flat": "su2020-rnn-factorized (ours)"}
+METRICS = ("psnr", "ms_ssim_db")
 FIELDS = ["image", "layer", "bytes", "bpp", "psnr", "ms_ssim", "hyper_bits", "ideal_bits", "coded_bits",
           "encode_s", "decode_s"]
 
@@ -81,6 +100,104 @@ def per_layer(model, img) -> list[dict]:
     return rows
 
 
+def _curve_of_layers(layers: dict) -> dict:
+    """(bpp, PSNR, MS-SSIM dB) lists of a variant's per-layer means (or of recurrent_kodak's iterations)."""
+    pts = sorted(layers.values(), key=lambda v: v["bpp"])
+    return {"bpp": [v["bpp"] for v in pts], "psnr": [v["psnr"] for v in pts],
+            "ms_ssim_db": [metrics.ms_ssim_db(v["ms_ssim"]) for v in pts]}
+
+
+def _published(codec_name: str, csv_name: str) -> dict | None:
+    path = ANCHORS / csv_name
+    if not path.is_file():
+        return None
+    curve = load_published(path).get(codec_name)
+    if curve is None:
+        return None
+    out = {}
+    for m in METRICS:
+        bpp, q = curve.xy(m)
+        out["bpp_" + m], out[m] = list(bpp), list(q)
+    return out
+
+
+def _xy(curve: dict, metric: str):
+    return (curve["bpp_" + metric] if "bpp_" + metric in curve else curve["bpp"]), curve[metric]
+
+
+def _bd(anchor: dict, test: dict) -> dict:
+    row = {}
+    for m in METRICS:
+        try:
+            r = bd_rate(*_xy(anchor, m), *_xy(test, m), method="pchip")
+            row[m] = {"bd_rate_pct": r.value, "range": [r.lo, r.hi]}
+        except ValueError as exc:  # no overlap, too few points
+            row[m] = {"bd_rate_pct": None, "why": str(exc)}
+    return row
+
+
+def _at_rate(curve: dict, metric: str, bpp: float) -> float | None:
+    x, y = _xy(curve, metric)
+    if not x or not (min(x) <= bpp <= max(x)) or len(x) < 2:
+        return None
+    return float(PchipInterpolator(np.log(x), y)(np.log(bpp)))
+
+
+def comparisons(variants: dict, progressive: dict | None) -> dict:
+    """The issue's BD-rates and point checks, from the measured per-layer means."""
+    ours = {v: _curve_of_layers(r["layers"]) for v, r in variants.items()}
+    pairs = []  # (anchor label, anchor curve, test label, test curve)
+    bpg = _published(BPG[0], BPG[1])
+    for v, c in ours.items():
+        if bpg:
+            pairs.append((BPG[2], bpg, LABEL[v], c))
+        paper = _published(*PAPER[v][:2])
+        if paper:
+            pairs.append((PAPER[v][2], paper, LABEL[v], c))
+    if "hyper" in ours and "flat" in ours:
+        pairs.append((LABEL["hyper"], ours["hyper"], LABEL["flat"], ours["flat"]))
+    if progressive:
+        prog = _curve_of_layers(progressive["iterations"])
+        name = f"{progressive.get('variant', 'progressive codec')} (binary, progressive)"
+        if bpg:
+            pairs.append((BPG[2], bpg, name, prog))
+        for v, c in ours.items():
+            pairs.append((name, prog, LABEL[v], c))
+    rows = [{"test": t, "anchor": a, **_bd(ac, tc)} for a, ac, t, tc in pairs]
+    points = []
+    for v, c in ours.items():
+        paper = _published(*PAPER[v][:2])
+        if not paper:
+            continue
+        by_rate = {m: dict(zip(paper["bpp_" + m], paper[m])) for m in METRICS}
+        for bpp in sorted(set(paper["bpp_psnr"]) | set(paper["bpp_ms_ssim_db"])):
+            row = {"variant": LABEL[v], "paper_bpp": bpp}
+            for m in METRICS:
+                row["paper_" + m] = by_rate[m].get(bpp)
+                row["ours_" + m] = _at_rate(c, m, bpp)
+            points.append(row)
+    return {"method": "BD-rate, PCHIP on log-rate (negative: fewer bits than the anchor at equal quality)",
+            "bd_rate": rows, "paper_points": points}
+
+
+def print_comparisons(comp: dict) -> None:
+    print("\nBD-rate (PCHIP), test vs anchor:")
+    for r in comp["bd_rate"]:
+        cells = []
+        for m in METRICS:
+            v = r[m]
+            cells.append(f"{m} {v['bd_rate_pct']:+.1f} % over {v['range'][0]:.2f}-{v['range'][1]:.2f}"
+                         if v["bd_rate_pct"] is not None else f"{m} n/a ({v['why']})")
+        print(f"  {r['test']} vs {r['anchor']}: " + "; ".join(cells))
+    if comp["paper_points"]:
+        print("At the paper's points (ours interpolated at the same bpp; '-' outside our range):")
+        for p in comp["paper_points"]:
+            def f(v):
+                return "-" if v is None else f"{v:.2f}"
+            print(f"  {p['variant']} at {p['paper_bpp']:.3f} bpp: PSNR {f(p['ours_psnr'])} vs {f(p['paper_psnr'])} dB, "
+                  f"MS-SSIM {f(p['ours_ms_ssim_db'])} vs {f(p['paper_ms_ssim_db'])} dB")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hyper", help="weights of su2020-rnn-hyperprior (default: untrained)")
@@ -90,7 +207,22 @@ def main() -> int:
     ap.add_argument("--images", type=int, help="at most this many Kodak images")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "results" / "scalable_kodak"))
+    ap.add_argument("--progressive", help="a benchmarks/recurrent_kodak.py JSON to compare with (binary progressive codec)")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="recompute the comparisons from OUT/<variant>.json, measuring nothing")
     args = ap.parse_args()
+    progressive = json.loads(Path(args.progressive).read_text()) if args.progressive else None
+    if args.compare_only:
+        out = Path(args.out)
+        found = {v: json.loads((out / f"{v}.json").read_text()) for v in ("hyper", "flat")
+                 if (out / f"{v}.json").is_file()}
+        if not found:
+            print(f"{out}: no hyper.json or flat.json (run without --compare-only first)", file=sys.stderr)
+            return 2
+        comp = comparisons({v: r for v, r in found.items() if r.get("trained")}, progressive)
+        (out / "comparisons.json").write_text(json.dumps(comp, indent=1))
+        print_comparisons(comp)
+        return 0
     kodak = Path(args.kodak)
     files = list_images(kodak) if kodak.is_dir() else []
     if not files:
@@ -138,6 +270,11 @@ def main() -> int:
                   f"{100 * s['hyper_bits'] / max(s['coded_bits'], 1):7.1f} {s['coded_vs_ideal']:11.4f} "
                   f"{s['encode_s']:6.2f} {s['decode_s']:6.2f}")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    trained = {v: r for v, r in summary["variants"].items() if r["trained"]}
+    if trained:  # random weights say nothing about compression: no comparisons for them
+        comp = comparisons(trained, progressive)
+        (out / "comparisons.json").write_text(json.dumps(comp, indent=1))
+        print_comparisons(comp)
     print(f"written: {out}")
     return 0
 
