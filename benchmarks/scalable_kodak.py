@@ -47,10 +47,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lic import codec, metrics, ratecontrol, zoo  # noqa: E402
-from lic.data import list_images  # noqa: E402
-from lic.imageio import from_tensor, prepare, read_image  # noqa: E402
 from lic.bench.bdrate import bd_rate  # noqa: E402
 from lic.bench.results import load_published  # noqa: E402
+from lic.data import list_images  # noqa: E402
+from lic.imageio import from_tensor, prepare, read_image  # noqa: E402
 from lic.models.scalable import ScalableRecurrentCodec  # noqa: E402
 
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
@@ -211,15 +211,24 @@ def main() -> int:
     ap.add_argument("--compare-only", action="store_true",
                     help="recompute the comparisons from OUT/<variant>.json, measuring nothing")
     args = ap.parse_args()
-    progressive = json.loads(Path(args.progressive).read_text()) if args.progressive else None
+    progressive = None
+    if args.progressive:
+        try:
+            progressive = json.loads(Path(args.progressive).read_text())
+            progressive["iterations"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"--progressive {args.progressive}: not a benchmarks/recurrent_kodak.py result ({exc})", file=sys.stderr)
+            return 2
     if args.compare_only:
         out = Path(args.out)
         found = {v: json.loads((out / f"{v}.json").read_text()) for v in ("hyper", "flat")
                  if (out / f"{v}.json").is_file()}
-        if not found:
-            print(f"{out}: no hyper.json or flat.json (run without --compare-only first)", file=sys.stderr)
+        trained = {v: r for v, r in found.items() if r.get("trained")}
+        if not trained:
+            print(f"{out}: no hyper.json or flat.json of trained weights (run without --compare-only first)",
+                  file=sys.stderr)
             return 2
-        comp = comparisons({v: r for v, r in found.items() if r.get("trained")}, progressive)
+        comp = comparisons(trained, progressive)
         (out / "comparisons.json").write_text(json.dumps(comp, indent=1))
         print_comparisons(comp)
         return 0
