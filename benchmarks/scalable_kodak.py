@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from lic import codec, metrics, ratecontrol, zoo  # noqa: E402
 from lic.bench.bdrate import bd_rate  # noqa: E402
-from lic.bench.results import load_published  # noqa: E402
+from lic.bench.results import Curve, load_published  # noqa: E402
 from lic.data import list_images  # noqa: E402
 from lic.imageio import from_tensor, prepare, read_image  # noqa: E402
 from lic.models.scalable import ScalableRecurrentCodec  # noqa: E402
@@ -100,81 +100,59 @@ def per_layer(model, img) -> list[dict]:
     return rows
 
 
-def _curve_of_layers(layers: dict) -> dict:
-    """(bpp, PSNR, MS-SSIM dB) lists of a variant's per-layer means (or of recurrent_kodak's iterations)."""
-    pts = sorted(layers.values(), key=lambda v: v["bpp"])
-    return {"bpp": [v["bpp"] for v in pts], "psnr": [v["psnr"] for v in pts],
-            "ms_ssim_db": [metrics.ms_ssim_db(v["ms_ssim"]) for v in pts]}
+def _curve_of_layers(name: str, layers: dict) -> Curve:
+    """A variant's per-layer means (or recurrent_kodak's iterations) as an RD curve."""
+    return Curve(name, "measured", [{"bpp": v["bpp"], "psnr": v["psnr"], "ms_ssim_db": metrics.ms_ssim_db(v["ms_ssim"])}
+                                    for v in layers.values()])
 
 
-def _published(codec_name: str, csv_name: str) -> dict | None:
+def _published(codec_name: str, csv_name: str) -> Curve | None:
     path = ANCHORS / csv_name
-    if not path.is_file():
-        return None
-    curve = load_published(path).get(codec_name)
-    if curve is None:
-        return None
-    out = {}
-    for m in METRICS:
-        bpp, q = curve.xy(m)
-        out["bpp_" + m], out[m] = list(bpp), list(q)
-    return out
+    return load_published(path).get(codec_name) if path.is_file() else None
 
 
-def _xy(curve: dict, metric: str):
-    return (curve["bpp_" + metric] if "bpp_" + metric in curve else curve["bpp"]), curve[metric]
-
-
-def _bd(anchor: dict, test: dict) -> dict:
+def _bd(anchor: Curve, test: Curve) -> dict:
     row = {}
     for m in METRICS:
         try:
-            r = bd_rate(*_xy(anchor, m), *_xy(test, m), method="pchip")
+            r = bd_rate(*anchor.xy(m), *test.xy(m), method="pchip")
             row[m] = {"bd_rate_pct": r.value, "range": [r.lo, r.hi]}
         except ValueError as exc:  # no overlap, too few points
             row[m] = {"bd_rate_pct": None, "why": str(exc)}
     return row
 
 
-def _at_rate(curve: dict, metric: str, bpp: float) -> float | None:
-    x, y = _xy(curve, metric)
-    if not x or not (min(x) <= bpp <= max(x)) or len(x) < 2:
+def _at_rate(curve: Curve, metric: str, bpp: float) -> float | None:
+    x, y = curve.xy(metric)
+    if len(x) < 2 or not x[0] <= bpp <= x[-1]:
         return None
     return float(PchipInterpolator(np.log(x), y)(np.log(bpp)))
 
 
 def comparisons(variants: dict, progressive: dict | None) -> dict:
     """The issue's BD-rates and point checks, from the measured per-layer means."""
-    ours = {v: _curve_of_layers(r["layers"]) for v, r in variants.items()}
-    pairs = []  # (anchor label, anchor curve, test label, test curve)
+    ours = {v: _curve_of_layers(LABEL[v], r["layers"]) for v, r in variants.items()}
     bpg = _published(BPG[0], BPG[1])
+    papers = {v: _published(*PAPER[v][:2]) for v in ours}
+    pairs = []  # (anchor label, anchor curve, test curve)
     for v, c in ours.items():
-        if bpg:
-            pairs.append((BPG[2], bpg, LABEL[v], c))
-        paper = _published(*PAPER[v][:2])
-        if paper:
-            pairs.append((PAPER[v][2], paper, LABEL[v], c))
+        pairs += [(BPG[2], bpg, c), (PAPER[v][2], papers[v], c)]
     if "hyper" in ours and "flat" in ours:
-        pairs.append((LABEL["hyper"], ours["hyper"], LABEL["flat"], ours["flat"]))
+        pairs.append((LABEL["hyper"], ours["hyper"], ours["flat"]))
     if progressive:
-        prog = _curve_of_layers(progressive["iterations"])
         name = f"{progressive.get('variant', 'progressive codec')} (binary, progressive)"
-        if bpg:
-            pairs.append((BPG[2], bpg, name, prog))
-        for v, c in ours.items():
-            pairs.append((name, prog, LABEL[v], c))
-    rows = [{"test": t, "anchor": a, **_bd(ac, tc)} for a, ac, t, tc in pairs]
+        prog = _curve_of_layers(name, progressive["iterations"])
+        pairs += [(BPG[2], bpg, prog)] + [(name, prog, c) for c in ours.values()]
+    rows = [{"test": t.name, "anchor": a, **_bd(ac, t)} for a, ac, t in pairs if ac is not None]
     points = []
     for v, c in ours.items():
-        paper = _published(*PAPER[v][:2])
-        if not paper:
+        if papers[v] is None:
             continue
-        by_rate = {m: dict(zip(paper["bpp_" + m], paper[m])) for m in METRICS}
-        for bpp in sorted(set(paper["bpp_psnr"]) | set(paper["bpp_ms_ssim_db"])):
-            row = {"variant": LABEL[v], "paper_bpp": bpp}
+        for pt in sorted(papers[v].points, key=lambda pt: pt["bpp"]):
+            row = {"variant": c.name, "paper_bpp": pt["bpp"]}
             for m in METRICS:
-                row["paper_" + m] = by_rate[m].get(bpp)
-                row["ours_" + m] = _at_rate(c, m, bpp)
+                row["paper_" + m] = pt.get(m)
+                row["ours_" + m] = _at_rate(c, m, pt["bpp"])
             points.append(row)
     return {"method": "BD-rate, PCHIP on log-rate (negative: fewer bits than the anchor at equal quality)",
             "bd_rate": rows, "paper_points": points}
