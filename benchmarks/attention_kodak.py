@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from lic import codec, metrics, zoo  # noqa: E402
 from lic.bench.bdrate import bd_rate  # noqa: E402
+from lic.bench.measure import machine  # noqa: E402
 from lic.data import list_images  # noqa: E402
 from lic.imageio import read_image, to_tensor  # noqa: E402
 from lic.models import AttentionCodec  # noqa: E402
@@ -143,7 +143,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, summary = [], {"images": len(files), "threads": args.threads, "torch": torch.__version__,
-                         "cpu": platform.processor() or platform.machine(),
+                         "cpu": machine(),
                          "command": "python benchmarks/attention_kodak.py " + " ".join(sys.argv[1:]), "variants": {}}
     for entropy in ("factorized", "hyperprior"):
         model, source = load(args, entropy)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import lic  # noqa: E402
 from lic import codec, metrics  # noqa: E402
 from lic.bench.bdrate import bd_rate  # noqa: E402
-from lic.bench.measure import MEMORY_METHOD, PeakMemory  # noqa: E402
+from lic.bench.measure import MEMORY_METHOD, PeakMemory, machine  # noqa: E402
 from lic.imageio import read_image, to_tensor  # noqa: E402
 from lic.runtime import keep_freed_memory  # noqa: E402
 
@@ -141,7 +140,7 @@ def main() -> int:
             bd[PUBLISHED[key]] = {"bd_rate_pct": None, "why": str(exc)}
     summary = {"model": name, "digest": model._lic_digest.hex() if hasattr(model, "_lic_digest") else None,
                "images": len(files), "threads": args.threads, "torch": torch.__version__,
-               "cpu": platform.processor() or platform.machine(), "memory_method": MEMORY_METHOD,
+               "cpu": machine(), "memory_method": MEMORY_METHOD,
                "allocator": allocator, "timing": "wall seconds of one call per image and quality, in one process "
                "after a warm-up call, as when coding a folder; peak memory from separate calls",
                "command": "python benchmarks/kodak_rd.py " + " ".join(sys.argv[1:]),

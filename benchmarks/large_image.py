@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import lic  # noqa: E402
 from lic import codec, metrics  # noqa: E402
-from lic.bench.measure import MEMORY_METHOD, PeakMemory  # noqa: E402
+from lic.bench.measure import MEMORY_METHOD, PeakMemory, machine  # noqa: E402
 from lic.runtime import keep_freed_memory  # noqa: E402
 
 
@@ -110,7 +109,7 @@ def main() -> int:
     out = Path(args.out or ROOT / "results" / "large_image" / f"{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"model": name, "quality": q, "image": source, "threads": args.threads,
-                               "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+                               "torch": torch.__version__, "cpu": machine(),
                                "memory_method": MEMORY_METHOD,
                                "command": "python benchmarks/large_image.py " + " ".join(sys.argv[1:]),
                                "rows": rows}, indent=1))

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lic import codec, metrics, ratecontrol, zoo  # noqa: E402
+from lic.bench.measure import machine  # noqa: E402
 from lic.data import list_images  # noqa: E402
 from lic.imageio import from_tensor, prepare, read_image  # noqa: E402
 from lic.models.recurrent import PAPER, RecurrentCodec, macs_per_pixel  # noqa: E402
@@ -124,7 +125,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    env = {"torch": torch.__version__, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+    env = {"torch": torch.__version__, "threads": args.threads, "cpu": machine(),
            "python": platform.python_version()}
     if not args.speed_only:
         if not args.weights:

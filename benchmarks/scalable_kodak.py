@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from lic import codec, metrics, ratecontrol, zoo  # noqa: E402
 from lic.bench.bdrate import bd_rate  # noqa: E402
+from lic.bench.measure import machine  # noqa: E402
 from lic.bench.results import Curve, load_published  # noqa: E402
 from lic.data import list_images  # noqa: E402
 from lic.imageio import from_tensor, prepare, read_image  # noqa: E402
@@ -220,7 +221,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    env = {"torch": torch.__version__, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+    env = {"torch": torch.__version__, "threads": args.threads, "cpu": machine(),
            "python": platform.python_version()}
     summary = {"env": env, "images": [f.name for f in files], "variants": {}}
     wanted = set(args.variants.split(","))

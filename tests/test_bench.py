@@ -478,3 +478,13 @@ def test_external_codecs_through_fake_binaries(tmp_path, monkeypatch):
     from lic import metrics
 
     assert metrics.psnr(np.asarray(img), np.asarray(out)) > 25  # only colour conversion + chroma subsampling
+
+
+def test_machine_names_cores_and_torch_kernels():
+    """Results files record the CPU precisely enough to explain a timing: cores and the ISA torch uses."""
+    import os
+
+    desc = measure_mod.machine()
+    assert f"{os.cpu_count()} cores" in desc
+    assert f"torch CPU kernels {torch.backends.cpu.get_cpu_capability()}" in desc
+    assert desc.split(",")[0].strip()  # a CPU name comes first, never empty

@@ -26,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -40,6 +42,32 @@ FIELDS = [
     "psnr", "ms_ssim", "ms_ssim_db", "psnr_hvs", "psnr_hvsm",
     "enc_s", "dec_s", "enc_peak_mib", "dec_peak_mib",
 ]
+
+
+def machine() -> str:
+    """The CPU that timings were taken on, for results files: model name, cores, and the vector
+    instruction set PyTorch's CPU kernels use on it (e.g. ``"AMD EPYC, 2 cores, torch CPU kernels AVX2"``).
+
+    The same code can run a third slower or faster on one "2-core x86_64" machine than on another
+    (an AVX-512 host against an AVX2 one), so a bare architecture name does not say enough.
+    """
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    parts = [name, f"{os.cpu_count()} cores"]
+    try:
+        import torch
+
+        parts.append(f"torch CPU kernels {torch.backends.cpu.get_cpu_capability()}")
+    except Exception:  # torch missing or too old to say
+        pass
+    return ", ".join(parts)
 
 
 def load_rgb(path: str | Path) -> Image.Image:
