@@ -243,6 +243,7 @@ def test_bench_writes_csv_and_summary_and_resumes_without_remeasuring(image_dir,
     assert pts[0]["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in q20]), rel=1e-6)
     assert pts[0]["ms_ssim"] is None  # images below 161 px: MS-SSIM undefined, not invented
     assert summary["meta"]["n_images"] == 3 and "jpeg" in summary["meta"]["codecs"]
+    assert summary["meta"]["machine"] == measure_mod.machine()
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ from typing import Callable
 
 from ..errors import InputError, OutputError
 from . import codecs as registry
-from .measure import FIELDS, MEMORY_METHOD, load_rgb, measure
+from .measure import FIELDS, MEMORY_METHOD, load_rgb, machine, measure
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 CSV_NAME = "per_image.csv"
@@ -316,6 +316,7 @@ def run_bench(
                 "bpp": "8 * file bytes / (width * height)",
             },
             "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": machine(),  # of this update; rows resumed from earlier runs may come from another
         }
         write_summary(out_dir, read_rows(csv_path), meta)
     outcome.seconds = time.perf_counter() - t_start
