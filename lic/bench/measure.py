@@ -48,26 +48,21 @@ def machine() -> str:
     """The CPU that timings were taken on, for results files: model name, cores, and the vector
     instruction set PyTorch's CPU kernels use on it (e.g. ``"AMD EPYC, 2 cores, torch CPU kernels AVX2"``).
 
-    The same code can run a third slower or faster on one "2-core x86_64" machine than on another
-    (an AVX-512 host against an AVX2 one), so a bare architecture name does not say enough.
+    The same code has timed up to about 1.7 times slower on one lent "2-core x86_64" machine than on
+    another, so a bare architecture name does not say enough to compare timings.
     """
+    import torch
+
     name = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 name = line.split(":", 1)[1].strip()
                 break
-    except OSError:
+    except OSError:  # not Linux
         pass
     name = name or platform.processor() or platform.machine() or "unknown CPU"
-    parts = [name, f"{os.cpu_count()} cores"]
-    try:
-        import torch
-
-        parts.append(f"torch CPU kernels {torch.backends.cpu.get_cpu_capability()}")
-    except Exception:  # torch missing or too old to say
-        pass
-    return ", ".join(parts)
+    return f"{name}, {os.cpu_count()} cores, torch CPU kernels {torch.backends.cpu.get_cpu_capability()}"
 
 
 def load_rgb(path: str | Path) -> Image.Image:
