@@ -17,10 +17,10 @@ only 0.79; + checkerboard 0.73; 2 channel groups 0.61; 2 groups + checkerboard 0
 0.46.  Channel groups pay more than the checkerboard at equal cost (steps), so the
 recurrent codec defaults to 4 groups without checkerboard (4 steps per iteration;
 ~0.2 s of integer-network time for 8 iterations of a 768×512 image on one core).  On the
-bits of the shipped toderici2017-rnn (2026-12-02, docs/training.md) the richer contexts
-gain little: 8 groups 1.3 % fewer bits, a 64-wide network 0.6 %, each for twice the
-context's decode time or more; those bits are close to incompressible after the first
-few iterations.
+bits of a later toderici2017-rnn (the seventh CPU round's weights, 2026-12-02,
+docs/training.md) richer contexts gain little at equal training: 8 groups 1.3 % fewer
+bits, a 64-wide network 0.6 %, each for twice the context's decode time or more; after
+the first few iterations the bits code at about 0.9 of their raw size whatever the context.
 
 Network (conv, ReLU, conv, ReLU, conv; ``k×k`` only in the middle)::
 
