@@ -185,3 +185,38 @@ def test_mixed_quantization_decodes_what_the_coder_sends(tmp_path, data_dir, cap
                  "--steps", "1", "--mixed-quantization", "--quiet", "--workers", "0"]) == 2
     assert capsys.readouterr().err.strip() == ("lic: error: --mixed-quantization trains one-shot transform codecs "
                                                "(bmshj2018-hyperprior, attention-*), not toderici2017-rnn")
+
+
+def test_averaged_runs_are_the_mean_of_their_weights_and_code_exactly(tmp_path, data_dir):
+    """tools/average_weights.py: two runs from the same weights (other data seeds) average into one model whose
+    float weights are the runs' mean and whose coding tables are rebuilt from them (the decoded image is the
+    encoder's reconstruction); runs of another configuration are refused, with nothing written."""
+    base, a, b = tmp_path / "base", tmp_path / "a", tmp_path / "b"
+    assert main(["train", "--data", str(data_dir), "--out", str(base), "--steps", "1", *ARGS]) == 0
+    for out, seed in ((a, "1"), (b, "2")):
+        assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "2", "--seed", seed,
+                     "--resume", str(base / "ckpt.pt"), *ARGS]) == 0
+    tool = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "tools", "average_weights.py")]
+    soup = tmp_path / "soup"
+    subprocess.run([*tool, str(a / "ckpt.pt"), str(b / "ckpt.pt"), "--out", str(soup)], check=True,
+                   capture_output=True)
+    sa, sb, ss = (torch.load(d / "ckpt.pt", weights_only=False)["model"] for d in (a, b, soup))
+    floats = [k for k in sa if sa[k].is_floating_point()]
+    assert any(not torch.equal(sa[k], sb[k]) for k in floats)
+    assert all(torch.allclose(ss[k], (sa[k] + sb[k]) / 2, rtol=0, atol=1e-7) for k in floats)
+    import lic
+    from lic import codec
+
+    model = lic.load_model(str(soup / "model.safetensors"))
+    img = Image.fromarray(np.asarray(Image.open(data_dir / "astronaut.png"))[:50, :70])
+    enc = codec.encode(img, model=model, quality=3, reconstruct=True)
+    assert np.array_equal(np.asarray(codec.decode(enc.data, model=model)), np.asarray(enc.reconstruction))
+    # another configuration is refused, in one line
+    other = torch.load(a / "ckpt.pt", weights_only=False)
+    other["config"] = {**other["config"], "N": other["config"]["N"] + 1}
+    torch.save(other, tmp_path / "other.pt")
+    bad = subprocess.run([*tool, str(a / "ckpt.pt"), str(tmp_path / "other.pt"), "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert bad.stderr.strip() == f"{tmp_path / 'other.pt'}: another model configuration than {a / 'ckpt.pt'}"
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Average the weights of training runs that started from the same weights (a "model soup").
+
+    python tools/average_weights.py runs/a/ckpt.pt runs/b/ckpt.pt --out runs/ab
+
+Two CPU runs side by side (one thread each) make about twice the steps of one run on two threads; runs that
+continue the same weights with different data seeds stay close enough that the mean of their weights is
+usually at least as good as either (Wortsman et al., "Model soups", ICML 2022).  Whether it is, is measured
+on Kodak before anything ships.
+
+Every floating-point tensor of the model and of the Adam state is averaged; integer tensors (the coding
+tables) are rebuilt from the averaged weights when they are exported.  ``--out`` receives ``ckpt.pt``
+(``--resume`` continues from it; its step count and time are the longest run's, so record what each run
+did in the model card's training JSON) and ``model.safetensors`` (fp16 with coding tables, as ``lic train`` exports).  Runs of different
+configurations or parameter sets are refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lic import zoo  # noqa: E402
+from lic.models import build  # noqa: E402
+
+
+def _mean(values: list):
+    first = values[0]
+    if isinstance(first, torch.Tensor):
+        if first.is_floating_point():
+            return torch.stack([v.to(first.dtype) for v in values]).mean(0)
+        return first
+    if isinstance(first, dict):
+        return {k: _mean([v[k] for v in values]) for k in first}
+    if isinstance(first, list):
+        return [_mean([v[i] for v in values]) for i in range(len(first))]
+    return first
+
+
+def average(paths: list[Path]) -> dict:
+    cks = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    for p, ck in zip(paths[1:], cks[1:]):
+        if ck["config"] != cks[0]["config"]:
+            raise SystemExit(f"{p}: another model configuration than {paths[0]}")
+        if ck["model"].keys() != cks[0]["model"].keys() or any(
+                v.shape != cks[0]["model"][k].shape for k, v in ck["model"].items() if v.is_floating_point()):
+            raise SystemExit(f"{p}: other parameters than {paths[0]}")
+        for flag in ("decoder_only", "mixed_quantization"):
+            if ck.get(flag, False) != cks[0].get(flag, False):
+                raise SystemExit(f"{p}: {flag} differs from {paths[0]}")
+    return {"model": _mean([ck["model"] for ck in cks]), "opt": _mean([ck["opt"] for ck in cks]),
+            "step": max(ck["step"] for ck in cks), "elapsed": max(ck["elapsed"] for ck in cks),
+            "config": cks[0]["config"], "decoder_only": cks[0].get("decoder_only", False),
+            "mixed_quantization": cks[0].get("mixed_quantization", False),
+            "averaged_from": [str(p) for p in paths]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("ckpts", nargs="+", type=Path, help="ckpt.pt files of runs that started from the same weights")
+    ap.add_argument("--out", required=True, type=Path, help="folder for ckpt.pt and model.safetensors")
+    ap.add_argument("--name", help="model name written into the weights (default: the configuration's)")
+    args = ap.parse_args()
+    if len(args.ckpts) < 2:
+        raise SystemExit("give at least two checkpoints to average")
+    ck = average(args.ckpts)
+    model = build(ck["config"])
+    model.load_state(ck["model"])
+    model.eval()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save(ck, args.out / "ckpt.pt")
+    digest = zoo.save_weights(model, args.out / "model.safetensors", name=args.name or model.name,
+                              card=f"mean of the weights of {', '.join(ck['averaged_from'])}",
+                              extra={"train": {"steps": ck["step"], "minutes": round(ck["elapsed"] / 60, 2),
+                                               "averaged_from": ck["averaged_from"]}})
+    print(f"averaged {len(args.ckpts)} runs into "
+          f"{args.out} (digest {digest.hex()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
