@@ -3,16 +3,16 @@
 
     python tools/average_weights.py runs/a/ckpt.pt runs/b/ckpt.pt --out runs/ab
 
-Two CPU runs side by side (one thread each) make about twice the steps of one run on two threads; runs that
+Two CPU runs side by side (one thread each) make more steps in all than one run on two threads; runs that
 continue the same weights with different data seeds stay close enough that the mean of their weights is
-usually at least as good as either (Wortsman et al., "Model soups", ICML 2022).  Whether it is, is measured
-on Kodak before anything ships.
+often better than either (Wortsman et al., "Model soups", ICML 2022).  Whether it is, is measured on Kodak
+before anything ships (toderici2017-rnn's ninth CPU round: docs/training.md).
 
 Every floating-point tensor of the model and of the Adam state is averaged; integer tensors (the coding
 tables) are rebuilt from the averaged weights when they are exported.  ``--out`` receives ``ckpt.pt``
 (``--resume`` continues from it; its step count and time are the longest run's, so record what each run
-did in the model card's training JSON) and ``model.safetensors`` (fp16 with coding tables, as ``lic train`` exports).  Runs of different
-configurations or parameter sets are refused.
+did in the model card's training JSON) and ``model.safetensors`` (fp16 with coding tables, as ``lic train``
+exports).  Runs of different configurations or parameter sets are refused.
 """
 
 from __future__ import annotations
