@@ -211,12 +211,20 @@ def test_averaged_runs_are_the_mean_of_their_weights_and_code_exactly(tmp_path, 
     img = Image.fromarray(np.asarray(Image.open(data_dir / "astronaut.png"))[:50, :70])
     enc = codec.encode(img, model=model, quality=3, reconstruct=True)
     assert np.array_equal(np.asarray(codec.decode(enc.data, model=model)), np.asarray(enc.reconstruction))
-    # another configuration is refused, in one line
+    # refused in one line, nothing written: another configuration, a file that is no checkpoint, an --out that
+    # holds an input or an earlier result
     other = torch.load(a / "ckpt.pt", weights_only=False)
     other["config"] = {**other["config"], "N": other["config"]["N"] + 1}
     torch.save(other, tmp_path / "other.pt")
-    bad = subprocess.run([*tool, str(a / "ckpt.pt"), str(tmp_path / "other.pt"), "--out", str(tmp_path / "x")],
-                         capture_output=True, text=True)
-    assert bad.returncode != 0
-    assert bad.stderr.strip() == f"{tmp_path / 'other.pt'}: another model configuration than {a / 'ckpt.pt'}"
-    assert not (tmp_path / "x").exists()
+    before = (soup / "ckpt.pt").read_bytes()
+    for inputs, out, message in (
+            ([a / "ckpt.pt", tmp_path / "other.pt"], tmp_path / "x",
+             f"{tmp_path / 'other.pt'}: another model configuration than {a / 'ckpt.pt'}"),
+            ([a / "ckpt.pt", soup / "model.safetensors"], tmp_path / "x",
+             f"{soup / 'model.safetensors'}: not a training checkpoint of lic train (ckpt.pt)"),
+            ([a / "ckpt.pt", b / "ckpt.pt"], a, f"{a}: holds one of the checkpoints to average; give another --out"),
+            ([a / "ckpt.pt", b / "ckpt.pt"], soup,
+             f"{soup}: already holds ckpt.pt or model.safetensors (--force replaces them)")):
+        bad = subprocess.run([*tool, *map(str, inputs), "--out", str(out)], capture_output=True, text=True)
+        assert bad.returncode != 0 and bad.stderr.strip() == message
+    assert not (tmp_path / "x").exists() and (soup / "ckpt.pt").read_bytes() == before

@@ -12,12 +12,14 @@ Every floating-point tensor of the model and of the Adam state is averaged; inte
 tables) are rebuilt from the averaged weights when they are exported.  ``--out`` receives ``ckpt.pt``
 (``--resume`` continues from it; its step count and time are the longest run's, so record what each run
 did in the model card's training JSON) and ``model.safetensors`` (fp16 with coding tables, as ``lic train``
-exports).  Runs of different configurations or parameter sets are refused.
+exports; existing ones only with ``--force``, never an input checkpoint).  Runs of different configurations
+or parameter sets, and files that are not ``lic train`` checkpoints, are refused in one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -43,8 +45,20 @@ def _mean(values: list):
     return first
 
 
+def _load(path: Path) -> dict:
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such file")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # anything torch cannot read
+        ck = None
+    if not isinstance(ck, dict) or not {"model", "opt", "config", "step", "elapsed"} <= ck.keys():
+        raise SystemExit(f"{path}: not a training checkpoint of lic train (ckpt.pt)")
+    return ck
+
+
 def average(paths: list[Path]) -> dict:
-    cks = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    cks = [_load(p) for p in paths]
     for p, ck in zip(paths[1:], cks[1:]):
         if ck["config"] != cks[0]["config"]:
             raise SystemExit(f"{p}: another model configuration than {paths[0]}")
@@ -66,21 +80,30 @@ def main() -> int:
     ap.add_argument("ckpts", nargs="+", type=Path, help="ckpt.pt files of runs that started from the same weights")
     ap.add_argument("--out", required=True, type=Path, help="folder for ckpt.pt and model.safetensors")
     ap.add_argument("--name", help="model name written into the weights (default: the configuration's)")
+    ap.add_argument("--force", action="store_true", help="replace ckpt.pt / model.safetensors already in --out")
     args = ap.parse_args()
     if len(args.ckpts) < 2:
         raise SystemExit("give at least two checkpoints to average")
+    targets = [args.out / "ckpt.pt", args.out / "model.safetensors"]
+    inputs = {p.resolve() for p in args.ckpts}
+    if any(t.resolve() in inputs for t in targets):
+        raise SystemExit(f"{args.out}: holds one of the checkpoints to average; give another --out")
+    if not args.force and any(t.exists() for t in targets):
+        raise SystemExit(f"{args.out}: already holds ckpt.pt or model.safetensors (--force replaces them)")
     ck = average(args.ckpts)
     model = build(ck["config"])
     model.load_state(ck["model"])
     model.eval()
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(ck, args.out / "ckpt.pt")
-    digest = zoo.save_weights(model, args.out / "model.safetensors", name=args.name or model.name,
+    tmp = [t.with_name(t.name + ".tmp") for t in targets]
+    torch.save(ck, tmp[0])
+    digest = zoo.save_weights(model, tmp[1], name=args.name or model.name,
                               card=f"mean of the weights of {', '.join(ck['averaged_from'])}",
                               extra={"train": {"steps": ck["step"], "minutes": round(ck["elapsed"] / 60, 2),
                                                "averaged_from": ck["averaged_from"]}})
-    print(f"averaged {len(args.ckpts)} runs into "
-          f"{args.out} (digest {digest.hex()})")
+    for t, final in zip(tmp, targets):
+        os.replace(t, final)
+    print(f"averaged {len(args.ckpts)} runs into {args.out} (digest {digest.hex()})")
     return 0
 
 
