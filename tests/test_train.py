@@ -220,11 +220,17 @@ def test_averaged_runs_are_the_mean_of_their_weights_and_code_exactly(tmp_path, 
     for inputs, out, message in (
             ([a / "ckpt.pt", tmp_path / "other.pt"], tmp_path / "x",
              f"{tmp_path / 'other.pt'}: another model configuration than {a / 'ckpt.pt'}"),
-            ([a / "ckpt.pt", soup / "model.safetensors"], tmp_path / "x",
-             f"{soup / 'model.safetensors'}: not a training checkpoint of lic train (ckpt.pt)"),
+            ([a / "ckpt.pt", data_dir / "coffee.png"], tmp_path / "x",
+             f"{data_dir / 'coffee.png'}: not a training checkpoint of lic train (ckpt.pt)"),
             ([a / "ckpt.pt", b / "ckpt.pt"], a, f"{a}: holds one of the checkpoints to average; give another --out"),
             ([a / "ckpt.pt", b / "ckpt.pt"], soup,
              f"{soup}: already holds ckpt.pt or model.safetensors (--force replaces them)")):
         bad = subprocess.run([*tool, *map(str, inputs), "--out", str(out)], capture_output=True, text=True)
         assert bad.returncode != 0 and bad.stderr.strip() == message
     assert not (tmp_path / "x").exists() and (soup / "ckpt.pt").read_bytes() == before
+    # a weights file among the inputs (e.g. the shipped model a run continued): no Adam state, so weights only
+    mixed = tmp_path / "mixed"
+    subprocess.run([*tool, str(a / "model.safetensors"), str(b / "ckpt.pt"), "--out", str(mixed)], check=True,
+                   capture_output=True)
+    assert sorted(p.name for p in mixed.iterdir()) == ["model.safetensors"]
+    assert lic.load_model(str(mixed / "model.safetensors")).config() == model.config()

@@ -2,6 +2,7 @@
 """Average the weights of training runs that started from the same weights (a "model soup").
 
     python tools/average_weights.py runs/a/ckpt.pt runs/b/ckpt.pt --out runs/ab
+    python tools/average_weights.py lic/weights/NAME.safetensors runs/b/ckpt.pt --out runs/ab  # weights files too
 
 Two CPU runs side by side (one thread each) make more steps in all than one run on two threads; runs that
 continue the same weights with different data seeds stay close enough that the mean of their weights is
@@ -12,8 +13,10 @@ Every floating-point tensor of the model and of the Adam state is averaged; inte
 tables) are rebuilt from the averaged weights when they are exported.  ``--out`` receives ``ckpt.pt``
 (``--resume`` continues from it; its step count and time are the longest run's, so record what each run
 did in the model card's training JSON) and ``model.safetensors`` (fp16 with coding tables, as ``lic train``
-exports; existing ones only with ``--force``, never an input checkpoint).  Runs of different configurations
-or parameter sets, and files that are not ``lic train`` checkpoints, are refused in one line.
+exports; existing ones only with ``--force``, never an input checkpoint).  A weights file (``.safetensors``,
+e.g. the shipped model a run continued) may stand among the inputs; it has no Adam state, so then only
+``model.safetensors`` is written (``lic train --resume`` takes it).  Runs of different configurations or
+parameter sets, and files that are neither ``lic train`` checkpoints nor lic weights, are refused in one line.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def _mean(values: list):
     first = values[0]
     if isinstance(first, torch.Tensor):
         if first.is_floating_point():
-            return torch.stack([v.to(first.dtype) for v in values]).mean(0)
+            return sum((v.to(first.dtype) for v in values[1:]), first) / len(values)  # (a + b) / 2 for two
         return first
     if isinstance(first, dict):
         return {k: _mean([v[k] for v in values]) for k in first}
@@ -48,6 +51,14 @@ def _mean(values: list):
 def _load(path: Path) -> dict:
     if not path.is_file():
         raise SystemExit(f"{path}: no such file")
+    if path.suffix == ".safetensors":  # shipped or exported weights: no Adam state, no step count
+        try:
+            model = zoo.load_weights(path)
+        except Exception:
+            raise SystemExit(f"{path}: not lic weights") from None
+        return {"model": {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()},
+                "opt": None, "config": model.config(), "step": 0, "elapsed": 0.0,
+                "decoder_only": None, "mixed_quantization": None}  # training settings: not recorded
     try:
         ck = torch.load(path, map_location="cpu", weights_only=False)
     except Exception:  # anything torch cannot read
@@ -65,19 +76,22 @@ def average(paths: list[Path]) -> dict:
         if ck["model"].keys() != cks[0]["model"].keys() or any(
                 v.shape != cks[0]["model"][k].shape for k, v in ck["model"].items() if v.is_floating_point()):
             raise SystemExit(f"{p}: other parameters than {paths[0]}")
-        for flag in ("decoder_only", "mixed_quantization"):
-            if ck.get(flag, False) != cks[0].get(flag, False):
-                raise SystemExit(f"{p}: {flag} differs from {paths[0]}")
-    return {"model": _mean([ck["model"] for ck in cks]), "opt": _mean([ck["opt"] for ck in cks]),
+    flags = {}
+    for flag in ("decoder_only", "mixed_quantization"):
+        known = {ck.get(flag, False) for ck in cks} - {None}  # weights files do not record them
+        if len(known) > 1:
+            raise SystemExit(f"{flag} differs between the runs to average")
+        flags[flag] = known.pop() if known else False
+    opts = [ck["opt"] for ck in cks]
+    return {"model": _mean([ck["model"] for ck in cks]), "opt": None if None in opts else _mean(opts),
             "step": max(ck["step"] for ck in cks), "elapsed": max(ck["elapsed"] for ck in cks),
-            "config": cks[0]["config"], "decoder_only": cks[0].get("decoder_only", False),
-            "mixed_quantization": cks[0].get("mixed_quantization", False),
-            "averaged_from": [str(p) for p in paths]}
+            "config": cks[0]["config"], **flags, "averaged_from": [str(p) for p in paths]}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("ckpts", nargs="+", type=Path, help="ckpt.pt files of runs that started from the same weights")
+    ap.add_argument("ckpts", nargs="+", type=Path,
+                    help="ckpt.pt files (or .safetensors weights) of runs that started from the same weights")
     ap.add_argument("--out", required=True, type=Path, help="folder for ckpt.pt and model.safetensors")
     ap.add_argument("--name", help="model name written into the weights (default: the configuration's)")
     ap.add_argument("--force", action="store_true", help="replace ckpt.pt / model.safetensors already in --out")
@@ -95,9 +109,12 @@ def main() -> int:
     model.load_state(ck["model"])
     model.eval()
     args.out.mkdir(parents=True, exist_ok=True)
+    if ck["opt"] is None:  # a weights file among the inputs: nothing to resume exactly, weights only
+        targets = targets[1:]
     tmp = [t.with_name(t.name + ".tmp") for t in targets]
-    torch.save(ck, tmp[0])
-    digest = zoo.save_weights(model, tmp[1], name=args.name or model.name,
+    if ck["opt"] is not None:
+        torch.save(ck, tmp[0])
+    digest = zoo.save_weights(model, tmp[-1], name=args.name or model.name,
                               card=f"mean of the weights of {', '.join(ck['averaged_from'])}",
                               extra={"train": {"steps": ck["step"], "minutes": round(ck["elapsed"] / 60, 2),
                                                "averaged_from": ck["averaged_from"]}})
