@@ -369,3 +369,42 @@ def test_same_file_and_image_whatever_the_thread_count(weights):
     runs = [subprocess.run([sys.executable, "-c", THREADS, str(weights["hyperprior"]), str(n)], capture_output=True,
                            text=True, check=True) for n in (1, 2)]
     assert runs[0].stdout.strip() and runs[0].stdout == runs[1].stdout
+
+
+def _tool(name):
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "tools", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("entropy", ENTROPY)
+def test_starts_from_trained_hyperprior_weights_as_the_same_function(tmp_path, photos, entropy):
+    """tools/attention_from_hyperprior.py writes Ballé's transforms into the attention model (wide bottleneck):
+    the same analysis and synthesis; the hyperprior variant also codes to the same rate and image."""
+    tool = _tool("attention_from_hyperprior")
+    torch.manual_seed(1)
+    src = build({"arch": "ScaleHyperprior", "N": 8, "M": 12, "lambdas": [0.002, 0.01, 0.05]})
+    with torch.no_grad():  # trained-looking GDNs: off-diagonal γ, uneven β
+        for mod in src.modules():
+            if hasattr(mod, "gamma"):
+                mod.gamma.add_(0.05 * torch.rand_like(mod.gamma))
+                mod.beta.mul_(1 + torch.rand_like(mod.beta))
+    src.eval().update()
+    dst = tool.convert(src, entropy, [2.0, 8.0, 32.0]).eval()
+    assert dst.config()["wide_bottleneck"] and dst.name == f"attention-{entropy}"
+    diff = tool.agreement(src, dst, size=64)
+    assert diff["g_a"] < 1e-5 and diff["g_s"] < 1e-5
+    path = tmp_path / "init.safetensors"
+    zoo.save_weights(dst, path, name=dst.name)
+    loaded = zoo.load_weights(path)
+    assert loaded.config() == dst.config()
+    if entropy == "hyperprior":
+        x = to_tensor(np.asarray(photos["chelsea"].convert("RGB")))[..., :64, :96]
+        a, b = src.compress(x, 2, reconstruct=True), loaded.compress(x, 2, reconstruct=True)
+        assert abs(sum(map(len, a.chunks)) - sum(map(len, b.chunks))) <= 2
+        assert (a.x_hat - b.x_hat).abs().max() < 1e-3
+    with pytest.raises(SystemExit, match="one per quality level"):
+        tool.convert(src, entropy, [1.0, 2.0])

@@ -31,6 +31,11 @@ Data flow (Q = quality level, γ_Q / γ'_Q = learned per-channel gain / inverse 
          S₁ = the same with a 1×1 convolution (the skip connection)
     c5/2 = 5×5 convolution, stride 2;  c3 = 3×3, stride 1
 
+Widths: N channels throughout, M for ŷ.  With ``wide_bottleneck=True`` the blocks at the latent's own
+resolution (g_a's last c5/2, A and c3; g_s's c3, A and R' before the first U) are M wide instead: they
+cost little (1/256 of the pixels), and the model then contains Ballé's transforms exactly, so that it
+can start from trained bmshj2018-hyperprior weights (``tools/attention_from_hyperprior.py``).
+
 Loss (:meth:`AttentionCodec.training_loss`, picked up by ``lic train``)::
 
     L = rate_weight · bpp + λ_Q · D
@@ -131,7 +136,8 @@ class AttentionCodec(TransformCodec):
 
     def __init__(self, entropy: str = "factorized", N: int = 128, M: int = 192, hyper_N: int | None = None,
                  lambdas=None, loss: str = "mix", mae: float = 0.16, ms_ssim: float = 0.84, lpips: float = 0.0,
-                 lpips_weights=None, rate_weight: float = 1.0, chroma: float = 0.0):
+                 lpips_weights=None, rate_weight: float = 1.0, chroma: float = 0.0,
+                 wide_bottleneck: bool = False):
         super().__init__()
         if entropy not in ENTROPY_MODELS:
             raise ValueError(f"unknown entropy model '{entropy}' (choose from {', '.join(ENTROPY_MODELS)})")
@@ -144,6 +150,8 @@ class AttentionCodec(TransformCodec):
         if N < 1 or M < 1:
             raise ValueError("widths N and M must be positive")
         self.entropy, self.N, self.M = entropy, int(N), int(M)
+        self.wide_bottleneck = bool(wide_bottleneck)
+        B = self.M if self.wide_bottleneck else self.N  # width of the blocks at the latent's resolution
         self.hyper_N = int(hyper_N or N)
         self.name = f"attention-{entropy}"
         self.loss_kind = loss
@@ -163,11 +171,11 @@ class AttentionCodec(TransformCodec):
             conv(3, N), GDN(N), ResidualGDN(N),
             conv(N, N), GDN(N), ResidualGDN(N), SimplifiedAttention(N),
             conv(N, N), GDN(N), ResidualGDN(N),
-            conv(N, N), SimplifiedAttention(N),
-            conv(N, M, 3, 1))
+            conv(N, B), SimplifiedAttention(B),
+            conv(B, M, 3, 1))
         self.g_s = nn.Sequential(
-            conv(M, N, 3, 1), SimplifiedAttention(N), ResidualGDN(N, inverse=True),
-            UpBlock(N, N), ResidualGDN(N, inverse=True),
+            conv(M, B, 3, 1), SimplifiedAttention(B), ResidualGDN(B, inverse=True),
+            UpBlock(B, N), ResidualGDN(N, inverse=True),
             UpBlock(N, N), SimplifiedAttention(N), ResidualGDN(N, inverse=True),
             UpBlock(N, N), ResidualGDN(N, inverse=True),
             subpixel(N, 3))
@@ -180,7 +188,7 @@ class AttentionCodec(TransformCodec):
         cfg = {"arch": "AttentionCodec", "entropy": self.entropy, "N": self.N, "M": self.M, "hyper_N": self.hyper_N,
                "lambdas": list(self.lambdas), "loss": self.loss_kind, "mae": self.weights["mae"],
                "ms_ssim": self.weights["ms_ssim"], "lpips": self.weights["lpips"], "chroma": self.weights["chroma"],
-               "rate_weight": self.rate_weight}
+               "rate_weight": self.rate_weight, "wide_bottleneck": self.wide_bottleneck}
         if self.lpips_weights:
             cfg["lpips_weights"] = self.lpips_weights
         return cfg
