@@ -9,6 +9,13 @@ check that every decoded image equals the encoder's reconstruction.  Then the BD
 hyperprior variant against the factorized one (the seed's entropy model), on PSNR and on MS-SSIM dB
 (PCHIP; cubic too with ≥ 4 rates), and per variant the quality whose mean bpp is nearest 0.23.
 
+The issue's aim is MS-SSIM at least HEIC's at the same bpp near 0.23 bpp.  When ``lic bench`` results
+for the same images exist (``--classical``, default ``results/kodak/per_image.csv``, which
+``benchmarks/kodak_docs.py`` writes; ``--versus heic``), each quality's mean MS-SSIM (dB) and PSNR are
+set beside the classical codec's at the same mean bpp (its mean curve over the same images,
+interpolated linearly in log bpp between its measured settings; outside its range: n/a), and the
+BD-rates of each variant against it are added.
+
     python benchmarks/attention_kodak.py --factorized F.safetensors --hyperprior H.safetensors
            [--kodak ../shared/data/kodak] [--images 24] [--threads 2] [--out results/attention_kodak]
     python benchmarks/attention_kodak.py --untrained [--config '{"N": 64}'] --images 2   # smoke run
@@ -119,6 +126,33 @@ def bd(anchor: dict, test: dict, metric: str) -> dict:
     return res
 
 
+def classical_curve(path: Path, codec_name: str, images: set[str]) -> dict | None:
+    """Mean bpp / PSNR / MS-SSIM (dB) per setting of one codec in a ``lic bench`` per_image.csv, over
+    exactly ``images`` (settings that lack any of them are left out); None without such results."""
+    if not path.is_file():
+        return None
+    per = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            if r["codec"] == codec_name and r["image"] in images:
+                per.setdefault(r["setting"], []).append(r)
+    curve = {}
+    for setting, sel in per.items():
+        if {r["image"] for r in sel} == images:
+            curve[setting] = {k: float(np.mean([float(r[k]) for r in sel])) for k in ("bpp", "psnr", "ms_ssim_db")}
+    return curve or None
+
+
+def at_bpp(curve: dict, bpp: float, metric: str) -> float | None:
+    """The curve's metric at ``bpp``: linear in log bpp between the two nearest settings; None outside."""
+    pts = sorted((v["bpp"], v[metric]) for v in curve.values())
+    for (b0, m0), (b1, m1) in zip(pts, pts[1:]):
+        if b0 <= bpp <= b1:
+            t = (np.log(bpp) - np.log(b0)) / (np.log(b1) - np.log(b0)) if b1 > b0 else 0.0
+            return float(m0 + t * (m1 - m0))
+    return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--factorized", help="weights of a trained attention-factorized model")
@@ -130,6 +164,9 @@ def main() -> int:
     ap.add_argument("--qualities", type=int, nargs="+", help="only these quality levels")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "results" / "attention_kodak"))
+    ap.add_argument("--classical", default=str(ROOT / "results" / "kodak" / "per_image.csv"),
+                    help="lic bench results with the codec to compare with (default: %(default)s)")
+    ap.add_argument("--versus", default="heic", help="that codec's name in them (default: %(default)s)")
     args = ap.parse_args()
     if not (args.untrained or args.factorized or args.hyperprior):
         ap.error("give --factorized and/or --hyperprior weights, or --untrained for a smoke run")
@@ -161,6 +198,15 @@ def main() -> int:
     if "factorized" in v and "hyperprior" in v:
         summary["bd_rate_hyperprior_vs_factorized"] = {
             m: bd(v["factorized"]["qualities"], v["hyperprior"]["qualities"], m) for m in ("psnr", "ms_ssim_db")}
+    versus = classical_curve(Path(args.classical), args.versus, {p.name for p in files})
+    if versus:
+        summary["versus"] = {"codec": args.versus, "results": args.classical, "curve": versus}
+        for entropy, s in v.items():
+            for r in s["qualities"].values():
+                for metric in ("ms_ssim_db", "psnr"):
+                    ref = at_bpp(versus, r["bpp"], metric)
+                    r[f"{args.versus}_{metric}_same_bpp"] = ref
+            s[f"bd_rate_vs_{args.versus}"] = {m: bd(versus, s["qualities"], m) for m in ("psnr", "ms_ssim_db")}
     with open(out / "per_image.csv", "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=list(rows[0]))
         wr.writeheader()
@@ -176,6 +222,17 @@ def main() -> int:
                   f"{r['encode_s']:6.2f} {r['decode_s']:6.2f} "
                   f"{'yes' if r['all_decoded_equal_encoder'] else 'NO'}")
         print(f"nearest {TARGET_BPP} bpp: q{s[f'quality_nearest_{TARGET_BPP}_bpp']}")
+        if versus:
+            name = args.versus
+            for q, r in s["qualities"].items():
+                ref = r[f"{name}_ms_ssim_db_same_bpp"]
+                cmp = (f"{name} {ref:.2f} dB, ours {r['ms_ssim_db'] - ref:+.2f} dB" if ref is not None
+                       else f"outside {name}'s measured range")
+                print(f"   q{q} at {r['bpp']:.4f} bpp: MS-SSIM {r['ms_ssim_db']:.2f} dB; {cmp}")
+            for metric, res in s[f"bd_rate_vs_{name}"].items():
+                r = res.get("pchip", {})
+                text = (f"{r['bd_rate_pct']:+.1f}%" if r.get("bd_rate_pct") is not None else f"n/a ({r.get('why')})")
+                print(f"   BD-rate vs {name} ({metric}, pchip): {text}")
     for metric, res in summary.get("bd_rate_hyperprior_vs_factorized", {}).items():
         for method, r in res.items():
             text = (f"{r['bd_rate_pct']:+.1f}% over {r['quality_range'][0]:.2f}-{r['quality_range'][1]:.2f}"
