@@ -71,15 +71,28 @@ def _kodak_rows(kodak: dict) -> list[str]:
         return lines
     if "attention_variant" in kodak:  # benchmarks/attention_kodak.py, reduced to this model's variant in main()
         v = kodak["attention_variant"]
+        vs = kodak.get("versus", {}).get("codec")
         lines = [f"Measured with `{kodak['command']}` on {kodak['images']} images ({kodak['threads']} threads, "
-                 f"torch {kodak['torch']}, {kodak['cpu']}).", "",
-                 "| quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | file vs estimate | encode s | decode s | "
-                 "decoded = encoder's |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+                 f"torch {kodak['torch']}, {kodak['cpu']}).  Colour kept: the decoded image's mean chroma strength "
+                 "over the original's (1 = all of it)."
+                 + (f"  {vs.upper()} at the same bpp: its mean curve over the same images (`lic bench`, "
+                    "interpolated in log bpp)." if vs else ""), "",
+                 "| quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | colour kept | "
+                 + (f"{vs.upper()} MS-SSIM (dB) at the same bpp | " if vs else "")
+                 + "file vs estimate | encode s | decode s | decoded = encoder's |",
+                 "|---|---|---|---|---|---|" + ("---|" if vs else "") + "---|---|---|---|"]
         for q, r in v["qualities"].items():
+            ref = r.get(f"{vs}_ms_ssim_db_same_bpp") if vs else None
             lines.append(f"| {q} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['ms_ssim']:.4f} | {r['ms_ssim_db']:.2f} | "
-                         f"{r['payload_vs_estimate_pct']:+.2f} % | {r['encode_s']:.3f} | {r['decode_s']:.3f} | "
+                         f"{r['chroma_ratio']:.3f} | "
+                         + ((f"{ref:.2f} | " if ref is not None else "outside its range | ") if vs else "")
+                         + f"{r['payload_vs_estimate_pct']:+.2f} % | {r['encode_s']:.3f} | {r['decode_s']:.3f} | "
                          f"{'yes' if r['all_decoded_equal_encoder'] else 'NO'} |")
+        if vs and v.get(f"bd_rate_vs_{vs}"):
+            lines += ["", f"BD-rate against {vs.upper()} (same images, pchip): " + "; ".join(
+                f"{m}: " + (f"{r['pchip']['bd_rate_pct']:+.1f} %" if r.get("pchip", {}).get("bd_rate_pct") is not None
+                            else "not defined")
+                for m, r in v[f"bd_rate_vs_{vs}"].items())]
         bd = kodak.get("bd_rate_hyperprior_vs_factorized")
         if bd:
             lines += ["", "BD-rate of attention-hyperprior against attention-factorized (same benchmark run):", ""]
