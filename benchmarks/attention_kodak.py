@@ -17,7 +17,7 @@ interpolated linearly in log bpp between its measured settings; outside its rang
 BD-rates of each variant against it are added.
 
     python benchmarks/attention_kodak.py --factorized F.safetensors --hyperprior H.safetensors
-           [--kodak ../shared/data/kodak] [--images 24] [--threads 2] [--out results/attention_kodak]
+           [--kodak ../shared/data/kodak] [--images 24] [--threads 2] [--jobs 1] [--out results/attention_kodak]
     python benchmarks/attention_kodak.py --untrained [--config '{"N": 64}'] --images 2   # smoke run
 
 ``--untrained`` measures randomly initialised models (labelled so in the output): it checks the
@@ -126,6 +126,18 @@ def bd(anchor: dict, test: dict, metric: str) -> dict:
     return res
 
 
+def run_variant(args, entropy: str, files: list[Path]) -> tuple[list[dict], dict]:
+    """Measure one variant (in this process, or in a worker of ``--jobs``): its rows and its summary."""
+    torch.set_num_threads(args.threads)
+    model, source = load(args, entropy)
+    qualities = [q for q in model.qualities if not args.qualities or q in args.qualities]
+    rows = measure(model, f"attention-{entropy}", files, qualities)
+    per_q = summarize(rows)
+    near = min(per_q, key=lambda q: abs(per_q[q]["bpp"] - TARGET_BPP))
+    return rows, {"weights": source, "config": model.config(), "parameters": sum(p.numel() for p in model.parameters()),
+                  "qualities": per_q, f"quality_nearest_{TARGET_BPP}_bpp": int(near)}
+
+
 def classical_curve(path: Path, codec_name: str, images: set[str]) -> dict | None:
     """Mean bpp / PSNR / MS-SSIM (dB) per setting of one codec in a ``lic bench`` per_image.csv, over
     exactly ``images`` (settings that lack any of them are left out); None without such results."""
@@ -162,7 +174,9 @@ def main() -> int:
     ap.add_argument("--kodak", default=str(KODAK))
     ap.add_argument("--images", type=int, help="at most this many Kodak images")
     ap.add_argument("--qualities", type=int, nargs="+", help="only these quality levels")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="threads per variant (default %(default)s)")
+    ap.add_argument("--jobs", type=int, default=1, help="2: both variants at once, one process each (then give "
+                    "--threads 1 on a 2-core machine)")
     ap.add_argument("--out", default=str(ROOT / "results" / "attention_kodak"))
     ap.add_argument("--classical", default=str(ROOT / "results" / "kodak" / "per_image.csv"),
                     help="lic bench results with the codec to compare with (default: %(default)s)")
@@ -179,21 +193,21 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, summary = [], {"images": len(files), "threads": args.threads, "torch": torch.__version__,
+    rows, summary = [], {"images": len(files), "threads": args.threads, "jobs": args.jobs, "torch": torch.__version__,
                          "cpu": machine(),
                          "command": "python benchmarks/attention_kodak.py " + " ".join(sys.argv[1:]), "variants": {}}
-    for entropy in ("factorized", "hyperprior"):
-        model, source = load(args, entropy)
-        if model is None:
-            continue
-        qualities = [q for q in model.qualities if not args.qualities or q in args.qualities]
-        r = measure(model, f"attention-{entropy}", files, qualities)
+    wanted = [e for e in ("factorized", "hyperprior") if args.untrained or getattr(args, e)]
+    if args.jobs > 1 and len(wanted) > 1:  # one process per variant, ``threads`` each
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(len(wanted), mp_context=mp.get_context("spawn")) as pool:
+            results = list(pool.map(run_variant, [args] * len(wanted), wanted, [files] * len(wanted)))
+    else:
+        results = [run_variant(args, e, files) for e in wanted]
+    for entropy, (r, info) in zip(wanted, results):
         rows += r
-        per_q = summarize(r)
-        near = min(per_q, key=lambda q: abs(per_q[q]["bpp"] - TARGET_BPP))
-        summary["variants"][entropy] = {"weights": source, "config": model.config(),
-                                        "parameters": sum(p.numel() for p in model.parameters()),
-                                        "qualities": per_q, f"quality_nearest_{TARGET_BPP}_bpp": int(near)}
+        summary["variants"][entropy] = info
     v = summary["variants"]
     if "factorized" in v and "hyperprior" in v:
         summary["bd_rate_hyperprior_vs_factorized"] = {

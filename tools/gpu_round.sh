@@ -56,19 +56,21 @@ recipe() {
 
 # options every round of a model repeats (lic train keeps them across an exact resume from ckpt.pt only,
 # and ckpt.pt does not come back).  bmshj2018-hyperprior: g_s on rounded latents, as in the CPU rounds
-# runs/cpu11 and runs/cpu12 (docs/training.md)
+# runs/cpu11 and runs/cpu12 (docs/training.md); attention-hyperprior likewise (its CPU fine-tuning from
+# Ballé's weights, docs/attention.md)
 round_options() {
   case "$1" in
-    bmshj2018-hyperprior) echo "--mixed-quantization" ;;
+    bmshj2018-hyperprior|attention-hyperprior) echo "--mixed-quantization" ;;
   esac
 }
 
 # configuration of a model's first round (later rounds resume with the configuration in its weights);
 # JSON without spaces (word-split below).  toderici2017-rnn: GRU cells and the sign binarizer trained
 # ~0.5 dB higher than the paper's stochastic one at equal steps on the CPU (docs/training.md)
-# attention-hyperprior: an MSE warm-up with five λ (as many as the mix ladder), because every mix loss lost
-# most of the colour in its first CPU minutes while MSE kept it (docs/attention.md); switch a later round
-# to the mix with SWITCH_attention_hyperprior='{"loss":"mix"}'
+# attention-hyperprior (only when no weights are shipped or carried): an MSE warm-up with five λ (as many as
+# the mix ladder), because every mix loss lost most of the colour in its first CPU minutes while MSE kept it
+# (docs/attention.md); switch a later round to the mix with SWITCH_attention_hyperprior='{"loss":"mix"}'.
+# Better still, start it from Ballé's weights: tools/attention_from_hyperprior.py into .resume/
 fresh_config() {
   case "$1" in
     toderici2017-rnn) echo '--config {"cell":"gru","binarizer":"sign"}' ;;
