@@ -232,6 +232,12 @@ def cmd_models(args) -> int:
             prior = "RNN hyperprior" if cfg.get("hyperprior") else "factorized prior per layer"
             print(f"  architecture  {cfg.get('arch')}  {cfg.get('cell')} cells, {prior}, progressive")
             print(f"  qualities     1..{len(lams)} layers  (layer-wise λ = {', '.join(f'{l:g}' for l in lams)})")
+        elif cfg.get("arch") == "AttentionCodec":
+            loss = (f"rate + λ·({cfg.get('mae', 0):g}·MAE + {cfg.get('ms_ssim', 0):g}·(1 − MS-SSIM))"
+                    if cfg.get("loss") == "mix" else "rate + λ·MSE")
+            print(f"  architecture  {cfg.get('arch')}  N={cfg.get('N')} M={cfg.get('M')}, {cfg.get('entropy')} "
+                  f"entropy model, loss {loss}")
+            print(f"  qualities     1..{len(lams)}  (λ = {', '.join(f'{l:g}' for l in lams)})")
         else:
             print(f"  architecture  {cfg.get('arch')}  N={cfg.get('N')} M={cfg.get('M')}")
             print(f"  qualities     1..{len(lams)}  (λ = {', '.join(f'{l:g}' for l in lams)})")
@@ -240,7 +246,10 @@ def cmd_models(args) -> int:
             if len(kodak) > 8:  # a progressive model: 1, 2, 4, 8, ... iterations and the last
                 keys = list(kodak)
                 kodak = {q: kodak[q] for i, q in enumerate(keys, 1) if i & (i - 1) == 0 or q == keys[-1]}
-            pts = ", ".join(f"q{q}: {v['bpp']:.3f} bpp / {v['psnr']:.2f} dB" for q, v in kodak.items())
+            perceptual = cfg.get("arch") == "AttentionCodec" and cfg.get("loss") == "mix"
+            pts = ", ".join(f"q{q}: {v['bpp']:.3f} bpp / {v['psnr']:.2f} dB"
+                            + (f" / MS-SSIM {v['ms_ssim']:.4f}" if perceptual and "ms_ssim" in v else "")
+                            for q, v in kodak.items())
             print(f"  Kodak         {pts}")
         print(f"  weights       {path.name}")
         if path.with_suffix(".md").exists():
