@@ -140,7 +140,8 @@ def run_variant(args, entropy: str, files: list[Path]) -> tuple[list[dict], dict
 
 def classical_curve(path: Path, codec_name: str, images: set[str]) -> dict | None:
     """Mean bpp / PSNR / MS-SSIM (dB) per setting of one codec in a ``lic bench`` per_image.csv, over
-    exactly ``images`` (settings that lack any of them are left out); None without such results."""
+    exactly ``images`` (settings that lack any of them are left out); None without such results.
+    (:func:`lic.bench.results.load_results` gives the means over every image measured, not over a subset.)"""
     if not path.is_file():
         return None
     per = {}
@@ -157,12 +158,9 @@ def classical_curve(path: Path, codec_name: str, images: set[str]) -> dict | Non
 
 def at_bpp(curve: dict, bpp: float, metric: str) -> float | None:
     """The curve's metric at ``bpp``: linear in log bpp between the two nearest settings; None outside."""
-    pts = sorted((v["bpp"], v[metric]) for v in curve.values())
-    for (b0, m0), (b1, m1) in zip(pts, pts[1:]):
-        if b0 <= bpp <= b1:
-            t = (np.log(bpp) - np.log(b0)) / (np.log(b1) - np.log(b0)) if b1 > b0 else 0.0
-            return float(m0 + t * (m1 - m0))
-    return None
+    b, m = zip(*sorted((v["bpp"], v[metric]) for v in curve.values()))
+    value = np.interp(np.log(bpp), np.log(b), m, left=np.nan, right=np.nan)
+    return None if np.isnan(value) else float(value)
 
 
 def main() -> int:

@@ -209,6 +209,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="weights file to write (.safetensors)")
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
+    if args.fit and args.entropy != "factorized":
+        ap.error("--fit is for --entropy factorized (the hyperprior keeps the source's priors)")
     out = Path(args.out)
     if out.exists() and not args.force:
         raise SystemExit(f"{out} exists (use --force)")
@@ -217,8 +219,6 @@ def main(argv=None) -> int:
     report = agreement(src, model)
     print("relative difference from the source: " + ", ".join(f"{k} {v:.1e}" for k, v in report.items()))
     if args.fit:
-        if args.entropy != "factorized":
-            raise SystemExit("--fit is for --entropy factorized (the hyperprior keeps the source's priors)")
         before, after = fit_prior(model, args.fit)
         report["prior_bits_per_latent"] = [before, after]
         print(f"factorized prior fitted to crops of {args.fit}: {before:.3f} -> {after:.3f} bits per latent")
