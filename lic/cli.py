@@ -232,14 +232,13 @@ def cmd_models(args) -> int:
             prior = "RNN hyperprior" if cfg.get("hyperprior") else "factorized prior per layer"
             print(f"  architecture  {cfg.get('arch')}  {cfg.get('cell')} cells, {prior}, progressive")
             print(f"  qualities     1..{len(lams)} layers  (layer-wise λ = {', '.join(f'{l:g}' for l in lams)})")
-        elif cfg.get("arch") == "AttentionCodec":
-            loss = (f"rate + λ·({cfg.get('mae', 0):g}·MAE + {cfg.get('ms_ssim', 0):g}·(1 − MS-SSIM))"
-                    if cfg.get("loss") == "mix" else "rate + λ·MSE")
-            print(f"  architecture  {cfg.get('arch')}  N={cfg.get('N')} M={cfg.get('M')}, {cfg.get('entropy')} "
-                  f"entropy model, loss {loss}")
-            print(f"  qualities     1..{len(lams)}  (λ = {', '.join(f'{l:g}' for l in lams)})")
         else:
-            print(f"  architecture  {cfg.get('arch')}  N={cfg.get('N')} M={cfg.get('M')}")
+            extra = ""
+            if cfg.get("arch") == "AttentionCodec":
+                loss = (f"rate + λ·({cfg.get('mae', 0):g}·MAE + {cfg.get('ms_ssim', 0):g}·(1 − MS-SSIM))"
+                        if cfg.get("loss") == "mix" else "rate + λ·MSE")
+                extra = f", {cfg.get('entropy')} entropy model, loss {loss}"
+            print(f"  architecture  {cfg.get('arch')}  N={cfg.get('N')} M={cfg.get('M')}{extra}")
             print(f"  qualities     1..{len(lams)}  (λ = {', '.join(f'{l:g}' for l in lams)})")
         kodak = json.loads(meta.get("kodak", "null") or "null")
         if kodak:
