@@ -16,8 +16,13 @@ set beside the classical codec's at the same mean bpp (its mean curve over the s
 interpolated linearly in log bpp between its measured settings; outside its range: n/a), and the
 BD-rates of each variant against it are added.
 
+``--reuse`` keeps the rows already in OUT/per_image.csv for a variant whose weights file has the same
+SHA-256 as recorded in OUT/summary.json (or, for a summary written before digests were recorded, the
+same path) and measures only the images and qualities missing: a 12-image run grows to 24 images.
+
     python benchmarks/attention_kodak.py --factorized F.safetensors --hyperprior H.safetensors
            [--kodak ../shared/data/kodak] [--images 24] [--threads 2] [--jobs 1] [--out results/attention_kodak]
+           [--reuse]
     python benchmarks/attention_kodak.py --untrained [--config '{"N": 64}'] --images 2   # smoke run
 
 ``--untrained`` measures randomly initialised models (labelled so in the output): it checks the
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
 import time
@@ -69,13 +75,53 @@ def load(args, entropy: str):
     return m, str(path)
 
 
-def measure(model, variant: str, files: list[Path], qualities) -> list[dict]:
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _typed(row: dict) -> dict:
+    """A per_image.csv row with the types :func:`measure` gives."""
+    out = dict(row)
+    out["quality"], out["bytes"] = int(row["quality"]), int(row["bytes"])
+    out["decoded_equals_encoder"] = row["decoded_equals_encoder"] == "True"
+    for k, v in row.items():
+        if k not in ("variant", "image", "quality", "bytes", "decoded_equals_encoder"):
+            out[k] = float(v)
+    return out
+
+
+def reusable_rows(out: Path, entropy: str, weights: str | None) -> list[dict]:
+    """Rows of an earlier run in ``out`` for this variant, if it measured the same weights (see ``--reuse``)."""
+    try:
+        old = json.loads((out / "summary.json").read_text())["variants"][entropy]
+        with open(out / "per_image.csv", newline="") as f:
+            rows = [_typed(r) for r in csv.DictReader(f) if r["variant"] == f"attention-{entropy}"]
+    except (OSError, KeyError, ValueError):
+        return []
+    if weights is None or old.get("weights") is None:
+        return []
+    same = (old["weights_sha256"] == sha256(weights)) if "weights_sha256" in old else (old["weights"] == weights)
+    return rows if same else []
+
+
+def measure(model, variant: str, files: list[Path], qualities, done: list[dict] = ()) -> list[dict]:
+    have = {(r["image"], r["quality"]): r for r in done}
     rows = []
     for path in files:
+        if all((path.name, q) in have for q in qualities):
+            rows += [have[(path.name, q)] for q in qualities]
+            continue
         img = read_image(path)
         ref = np.asarray(img.convert("RGB"))
         h, w = ref.shape[:2]
         for q in qualities:
+            if (path.name, q) in have:
+                rows.append(have[(path.name, q)])
+                continue
             t0 = time.perf_counter()
             enc = codec.encode(img, model=model, quality=q, reconstruct=True)
             t1 = time.perf_counter()
@@ -131,11 +177,17 @@ def run_variant(args, entropy: str, files: list[Path]) -> tuple[list[dict], dict
     torch.set_num_threads(args.threads)
     model, source = load(args, entropy)
     qualities = [q for q in model.qualities if not args.qualities or q in args.qualities]
-    rows = measure(model, f"attention-{entropy}", files, qualities)
+    done = reusable_rows(Path(args.out), entropy, getattr(args, entropy)) if args.reuse and not args.untrained else []
+    if done:
+        print(f"attention-{entropy}: reusing {len(done)} measurements in {args.out}", file=sys.stderr)
+    rows = measure(model, f"attention-{entropy}", files, qualities, done)
     per_q = summarize(rows)
     near = min(per_q, key=lambda q: abs(per_q[q]["bpp"] - TARGET_BPP))
-    return rows, {"weights": source, "config": model.config(), "parameters": sum(p.numel() for p in model.parameters()),
-                  "qualities": per_q, f"quality_nearest_{TARGET_BPP}_bpp": int(near)}
+    digest = sha256(source) if not args.untrained else None
+    return rows, {"weights": source, "weights_sha256": digest, "config": model.config(),
+                  "parameters": sum(p.numel() for p in model.parameters()),
+                  "qualities": per_q, f"quality_nearest_{TARGET_BPP}_bpp": int(near),
+                  "reused_measurements": len([r for r in rows if any(r is d for d in done)])}
 
 
 def classical_curve(path: Path, codec_name: str, images: set[str]) -> dict | None:
@@ -179,6 +231,8 @@ def main() -> int:
     ap.add_argument("--classical", default=str(ROOT / "results" / "kodak" / "per_image.csv"),
                     help="lic bench results with the codec to compare with (default: %(default)s)")
     ap.add_argument("--versus", default="heic", help="that codec's name in them (default: %(default)s)")
+    ap.add_argument("--reuse", action="store_true", help="keep OUT's earlier measurements of the same weights; "
+                    "measure only what is missing")
     args = ap.parse_args()
     if not (args.untrained or args.factorized or args.hyperprior):
         ap.error("give --factorized and/or --hyperprior weights, or --untrained for a smoke run")
