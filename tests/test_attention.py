@@ -406,6 +406,9 @@ def test_starts_from_trained_hyperprior_weights_as_the_same_function(tmp_path, p
         a, b = src.compress(x, 2, reconstruct=True), loaded.compress(x, 2, reconstruct=True)
         assert abs(sum(map(len, a.chunks)) - sum(map(len, b.chunks))) <= 2
         assert (a.x_hat - b.x_hat).abs().max() < 1e-3
+        photos["chelsea"].convert("RGB").crop((0, 0, 96, 64)).save(tmp_path / "crop.png")  # the tool's --check
+        (sb, sp), (lb, lp) = (tool.check(m, str(tmp_path / "crop.png"), 2) for m in (src, loaded))
+        assert abs(sb - lb) * 96 * 64 / 8 <= 2 and abs(sp - lp) < 0.1
     else:  # a fresh factorized prior starts far too wide; fitted to the latents, it costs fewer bits
         for name, im in photos.items():
             im.save(tmp_path / f"{name}.png")
