@@ -75,6 +75,9 @@ def _kodak_rows(kodak: dict) -> list[str]:
         lines = [f"Measured with `{kodak['command']}` on {kodak['images']} images ({kodak['threads']} threads, "
                  f"torch {kodak['torch']}, {kodak['cpu']}).  Colour kept: the decoded image's mean chroma strength "
                  "over the original's (1 = all of it)."
+                 + (f"  {v['reused_measurements']} of the {kodak['images'] * len(v['qualities'])} measurements were "
+                    "kept from an earlier run of the same weights (`--reuse`), so the seconds mix two runs."
+                    if v.get("reused_measurements") else "")
                  + (f"  {vs.upper()} at the same bpp: its mean curve over the same images (`lic bench`, "
                     "interpolated in log bpp)." if vs else ""), "",
                  "| quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | colour kept | "
