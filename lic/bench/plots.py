@@ -1,7 +1,7 @@
 """RD plots with matplotlib (object API with the Agg canvas: no display, no pyplot state).
 
-Measured curves are solid lines with markers, published curves dashed; the anchor is drawn
-thicker.  The x range follows the measured curves (published points far outside it are left
+Measured curves are solid lines with round markers (past the tenth, whose colours repeat,
+dash-dot lines with square markers), published curves dashed; the anchor is drawn thicker.  The x range follows the measured curves (published points far outside it are left
 out so they do not squash the plot).
 """
 
@@ -40,8 +40,12 @@ def rd_figure(curves: list[Curve], column: str, ylabel: str, title: str, anchor:
 
     palettes = {"measured": iter(_cycle(matplotlib.colormaps["tab10"].colors)),
                 "published": iter(_cycle(matplotlib.colormaps["Dark2"].colors + matplotlib.colormaps["tab20b"].colors[::2]))}
+    n_measured = 0
     for c in curves:
         color = next(palettes[c.source])
+        # past ten measured curves the colours repeat: the next ten get square markers and dash-dot lines
+        style = ("-", "o") if c.source == "published" or n_measured < 10 else ("-.", "s") if n_measured < 20 else (":", "^")
+        n_measured += c.source == "measured"
         x, y = c.xy(column)
         keep = x <= xmax
         if c.source == "published" and keep.sum() < 2:
@@ -50,8 +54,8 @@ def rd_figure(curves: list[Curve], column: str, ylabel: str, title: str, anchor:
         is_anchor = c.name == anchor
         ax.plot(
             x, y,
-            linestyle="-" if c.source == "measured" else "--",
-            marker="o" if c.source == "measured" else ".",
+            linestyle=style[0] if c.source == "measured" else "--",
+            marker=style[1] if c.source == "measured" else ".",
             markersize=4 if c.source == "measured" else 3,
             linewidth=2.6 if is_anchor else 1.4,
             color=color,
