@@ -377,6 +377,10 @@ def test_compare_picks_the_closest_bpp_and_draws(tmp_path):
     for q in (pick.setting, "q1", "q100"):
         other = len(registry.get_codec("jpeg").encode(img, q)) * 8 / 128**2
         assert abs(pick.bpp - 1.0) <= abs(other - 1.0) + 1e-12
+    fair = closest(registry.get_codec("jpeg"), img, pick.bpp + 1e-9, at_least=True)  # never fewer bits
+    assert fair.bpp > pick.bpp
+    q = int(fair.setting[1:])
+    assert len(registry.get_codec("jpeg").encode(img, f"q{q - 1}")) * 8 / 128**2 <= pick.bpp + 1e-9
     x, y, w, h = default_crop(img)
     assert (w, h) == (32, 32) and 0 <= x <= 96 and 0 <= y <= 96
     out = run_compare(path, 0.8, ["jpeg", "webp"], tmp_path / "fig.png", crop="10,20,40,30", log=lambda m: None)

@@ -34,8 +34,9 @@ class Pick:
     image: Image.Image
 
 
-def closest(codec: registry.Codec, img: Image.Image, target: float) -> Pick:
-    """The setting whose bpp is closest to ``target``.
+def closest(codec: registry.Codec, img: Image.Image, target: float, at_least: bool = False) -> Pick:
+    """The setting whose bpp is closest to ``target`` (with ``at_least``: the smallest bpp not below it,
+    so a compared codec never gets fewer bits; the largest tried if none reaches it).
 
     Codecs with a numeric knob (quality, QP, ratio) are searched by bisection over every integer
     value of it, assuming bpp is monotonic in the knob (true for these encoders up to small
@@ -66,7 +67,11 @@ def closest(codec: registry.Codec, img: Image.Image, target: float) -> Pick:
     else:
         for s in codec.settings:
             bpp_of(s)
-    setting = min(tried, key=lambda s: abs(tried[s][0] - target))
+    above = [s for s in tried if tried[s][0] >= target]
+    if at_least:
+        setting = (min(above, key=lambda s: tried[s][0]) if above else max(tried, key=lambda s: tried[s][0]))
+    else:
+        setting = min(tried, key=lambda s: abs(tried[s][0] - target))
     bpp, data = tried[setting]
     decoded = codec.decode(data)
     return Pick(codec.name, setting, bpp, metrics.psnr(np.asarray(img), np.asarray(decoded)), decoded)
