@@ -29,20 +29,28 @@ class Compressed:
     extra: dict = field(default_factory=dict)
 
 
+#: Whether compress/decompress may use oneDNN convolutions.  Off: see :func:`coding`.  Only
+#: ``benchmarks/onednn_decode.py`` turns it on, to measure what that would change.
+ONEDNN_WHILE_CODING = False
+
+
 def coding(fn):
     """Decorator for compress/decompress: no autograd, and no oneDNN convolutions.
 
-    oneDNN picks different fp32 convolution algorithms for different thread
-    counts, so the synthesized pixels could differ by one code value between
-    a 1-thread and a 2-thread decode.  PyTorch's native convolution gives
-    identical results whatever the thread count (tested), at similar speed.
+    oneDNN was seen to pick different fp32 convolution algorithms for
+    different thread counts (on contiguous NCHW tensors), so the synthesized
+    pixels could differ by one code value between a 1-thread and a 2-thread
+    decode.  PyTorch's native convolution gives identical results at 1 and 2
+    threads (tested).  ``benchmarks/onednn_decode.py`` measures both on the
+    channels-last transform models: there oneDNN is about 2x faster, and at 8
+    threads the native convolution, not oneDNN, changed one sample.
     """
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         previous = torch.backends.mkldnn.enabled
-        torch.backends.mkldnn.enabled = False
+        torch.backends.mkldnn.enabled = ONEDNN_WHILE_CODING
         try:
             with torch.no_grad():
                 return fn(*args, **kwargs)
