@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The seed's triplets for the attention autoencoder: original | ours | HEIC at the same bpp.
+"""The seed's triplets for the attention autoencoder: original | ours | HEIC at about our bpp (never fewer bits).
 
 For each image (default kodim04, kodim13, kodim21, kodim24): ours at the quality whose real file
 is nearest ``--bpp`` (0.23), then HEIC (pillow-heif, x265 intra) at the smallest file not smaller than
@@ -48,8 +48,6 @@ def skimage_photo(name: str):
     from PIL import Image
     from skimage import data
 
-    if name not in PHOTOS:
-        raise SystemExit(f"attention_triplets: --photos takes {', '.join(PHOTOS)}, not {name!r}")
     return Image.fromarray(np.ascontiguousarray(getattr(data, name)()[..., :3]), "RGB")
 
 
@@ -64,7 +62,7 @@ def model_codec(model) -> registry.Codec:
 
 
 def save_png(fig, path: Path, dpi: int) -> None:
-    """The figure as an opaque, optimised PNG (a third smaller than matplotlib's RGBA file; same pixels)."""
+    """The figure as an opaque, optimised PNG (smaller than matplotlib's RGBA file; the same pixels on white)."""
     import io
 
     from PIL import Image
@@ -88,6 +86,9 @@ def main() -> int:
     ap.add_argument("--dpi", type=int, default=100, help="figure resolution (default %(default)s)")
     ap.add_argument("--heic", default="heic", help="classical codec to compare with (default %(default)s)")
     args = ap.parse_args()
+    unknown = [n for n in args.photos or () if n not in PHOTOS]
+    if unknown:
+        ap.error(f"--photos takes {', '.join(PHOTOS)}, not {', '.join(unknown)}")
     model = zoo.load_weights(args.weights)
     out = Path(args.out).resolve()
     docs = (ROOT / "docs").resolve()

@@ -1,8 +1,9 @@
 """RD plots with matplotlib (object API with the Agg canvas: no display, no pyplot state).
 
 Measured curves are solid lines with round markers (past the tenth, whose colours repeat,
-dash-dot lines with square markers), published curves dashed; the anchor is drawn thicker.  The x range follows the measured curves (published points far outside it are left
-out so they do not squash the plot).
+dash-dot lines with square markers), published curves dashed; the anchor is drawn thicker.
+The x range follows the measured curves (published points far outside it are left out so
+they do not squash the plot).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def rd_figure(curves: list[Curve], column: str, ylabel: str, title: str, anchor:
     for c in curves:
         color = next(palettes[c.source])
         # past ten measured curves the colours repeat: the next ten get square markers and dash-dot lines
-        style = ("-", "o") if c.source == "published" or n_measured < 10 else ("-.", "s") if n_measured < 20 else (":", "^")
+        style = [("-", "o"), ("-.", "s"), (":", "^")][min(n_measured // 10, 2)] if c.source == "measured" else None
         n_measured += c.source == "measured"
         x, y = c.xy(column)
         keep = x <= xmax
