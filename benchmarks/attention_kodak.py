@@ -16,9 +16,9 @@ set beside the classical codec's at the same mean bpp (its mean curve over the s
 interpolated linearly in log bpp between its measured settings; outside its range: n/a), and the
 BD-rates of each variant against it are added.
 
-``--reuse`` keeps the rows already in OUT/per_image.csv for a variant whose weights file has the same
-SHA-256 as recorded in OUT/summary.json (or, for a summary written before digests were recorded, the
-same path) and measures only the images and qualities missing: a 12-image run grows to 24 images.
+``--reuse`` keeps the rows already in OUT/per_image.csv for a variant whose weights have the same
+digest (:func:`lic.zoo.model_digest`) as recorded in OUT/summary.json (or, for a summary written before
+digests were recorded, the same path) and measures only the images and qualities missing: a 12-image run grows to 24 images.
 
     python benchmarks/attention_kodak.py --factorized F.safetensors --hyperprior H.safetensors
            [--kodak ../shared/data/kodak] [--images 24] [--threads 2] [--jobs 1] [--out results/attention_kodak]
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import sys
 import time
@@ -75,14 +74,6 @@ def load(args, entropy: str):
     return m, str(path)
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _typed(row: dict) -> dict:
     """A per_image.csv row with the types :func:`measure` gives."""
     out = dict(row)
@@ -94,7 +85,7 @@ def _typed(row: dict) -> dict:
     return out
 
 
-def reusable_rows(out: Path, entropy: str, weights: str | None) -> list[dict]:
+def reusable_rows(out: Path, entropy: str, weights: str, digest: str) -> list[dict]:
     """Rows of an earlier run in ``out`` for this variant, if it measured the same weights (see ``--reuse``)."""
     try:
         old = json.loads((out / "summary.json").read_text())["variants"][entropy]
@@ -102,9 +93,7 @@ def reusable_rows(out: Path, entropy: str, weights: str | None) -> list[dict]:
             rows = [_typed(r) for r in csv.DictReader(f) if r["variant"] == f"attention-{entropy}"]
     except (OSError, KeyError, ValueError):
         return []
-    if weights is None or old.get("weights") is None:
-        return []
-    same = (old["weights_sha256"] == sha256(weights)) if "weights_sha256" in old else (old["weights"] == weights)
+    same = old.get("digest") == digest if "digest" in old else old.get("weights") == weights
     return rows if same else []
 
 
@@ -112,9 +101,6 @@ def measure(model, variant: str, files: list[Path], qualities, done: list[dict] 
     have = {(r["image"], r["quality"]): r for r in done}
     rows = []
     for path in files:
-        if all((path.name, q) in have for q in qualities):
-            rows += [have[(path.name, q)] for q in qualities]
-            continue
         img = read_image(path)
         ref = np.asarray(img.convert("RGB"))
         h, w = ref.shape[:2]
@@ -177,17 +163,18 @@ def run_variant(args, entropy: str, files: list[Path]) -> tuple[list[dict], dict
     torch.set_num_threads(args.threads)
     model, source = load(args, entropy)
     qualities = [q for q in model.qualities if not args.qualities or q in args.qualities]
-    done = reusable_rows(Path(args.out), entropy, getattr(args, entropy)) if args.reuse and not args.untrained else []
+    digest = zoo.model_digest(model).hex()
+    done = reusable_rows(Path(args.out), entropy, source, digest) if args.reuse and not args.untrained else []
     if done:
         print(f"attention-{entropy}: reusing {len(done)} measurements in {args.out}", file=sys.stderr)
     rows = measure(model, f"attention-{entropy}", files, qualities, done)
     per_q = summarize(rows)
     near = min(per_q, key=lambda q: abs(per_q[q]["bpp"] - TARGET_BPP))
-    digest = sha256(source) if not args.untrained else None
-    return rows, {"weights": source, "weights_sha256": digest, "config": model.config(),
+    return rows, {"weights": source, "digest": digest, "config": model.config(),
                   "parameters": sum(p.numel() for p in model.parameters()),
                   "qualities": per_q, f"quality_nearest_{TARGET_BPP}_bpp": int(near),
-                  "reused_measurements": len([r for r in rows if any(r is d for d in done)])}
+                  "reused_measurements": len({(r["image"], r["quality"]) for r in rows}
+                                             & {(r["image"], r["quality"]) for r in done})}
 
 
 def classical_curve(path: Path, codec_name: str, images: set[str]) -> dict | None:

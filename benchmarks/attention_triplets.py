@@ -114,22 +114,21 @@ def main() -> int:
     ours_codec = model_codec(model)
     records = []
     for name, opener in sources:
-        path = Path(name)
         img = opener()
         ours = closest(ours_codec, img, args.bpp)
         other = closest(classical[0], img, ours.bpp, at_least=True)  # never fewer bits than ours
         ref = np.asarray(img)
-        rec = {"image": path.name, "target_bpp": args.bpp}
+        rec = {"image": name, "target_bpp": args.bpp}
         for key, p in (("ours", ours), ("classical", other)):
             rec[key] = {"codec": p.codec, "setting": p.setting, "bpp": p.bpp, "psnr": p.psnr,
                         "ms_ssim": metrics.ms_ssim(ref, np.asarray(p.image))}
-        fig_path = out / f"{path.stem}.png"
+        fig_path = out / name
         fig = figure(img, [ours, other], default_crop(img), round(ours.bpp, 3),
-                     f"{path.name}: original | {ours.codec} | {other.codec}")
+                     f"{name}: original | {ours.codec} | {other.codec}")
         save_png(fig, fig_path, args.dpi)
         rec["figure"] = fig_path.name
         records.append(rec)
-        print(f"{path.name}: {ours.codec} {ours.setting} {ours.bpp:.3f} bpp {ours.psnr:.2f} dB | "
+        print(f"{name}: {ours.codec} {ours.setting} {ours.bpp:.3f} bpp {ours.psnr:.2f} dB | "
               f"{other.codec} {other.setting} {other.bpp:.3f} bpp {other.psnr:.2f} dB -> {fig_path}")
     (out / "triplets.json").write_text(json.dumps({"weights": str(args.weights),
                                                    "digest": zoo.model_digest(model).hex(),

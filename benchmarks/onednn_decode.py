@@ -22,6 +22,7 @@ The timings are of this machine at the time of the run (other work on it slows t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -42,29 +43,31 @@ from lic.runtime import keep_freed_memory  # noqa: E402
 KODIM13 = ROOT.parent / "shared" / "data" / "kodak" / "kodim13.png"
 
 
-def decode_with(data: bytes, model, onednn: bool, threads: int, repeat: int) -> tuple[np.ndarray, float]:
-    """Decode ``data`` with or without oneDNN at ``threads`` threads: (pixels, best seconds)."""
+@contextlib.contextmanager
+def backend(onednn: bool, threads: int):
+    """Code with oneDNN on or off (``lic.models.base.ONEDNN_WHILE_CODING``) at ``threads`` threads."""
     torch.set_num_threads(threads)
-    best, rgb = float("inf"), None
     base.ONEDNN_WHILE_CODING = onednn
     try:
+        yield
+    finally:
+        base.ONEDNN_WHILE_CODING = False
+
+
+def decode_with(data: bytes, model, onednn: bool, threads: int, repeat: int) -> tuple[np.ndarray, float]:
+    """Decode ``data``: (pixels, best seconds of ``repeat``)."""
+    best = float("inf")
+    with backend(onednn, threads):
         for _ in range(repeat):
             t = time.perf_counter()
             img = codec.decode(data, model=model)
             best = min(best, time.perf_counter() - t)
-            rgb = np.asarray(img.convert("RGB"))
-    finally:
-        base.ONEDNN_WHILE_CODING = False
-    return rgb, best
+    return np.asarray(img.convert("RGB")), best
 
 
 def encode_with(img, model, quality: int, onednn: bool, threads: int) -> bytes:
-    torch.set_num_threads(threads)
-    base.ONEDNN_WHILE_CODING = onednn
-    try:
+    with backend(onednn, threads):
         return codec.encode(img, model=model, quality=quality).data
-    finally:
-        base.ONEDNN_WHILE_CODING = False
 
 
 def main() -> int:

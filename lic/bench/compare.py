@@ -67,9 +67,9 @@ def closest(codec: registry.Codec, img: Image.Image, target: float, at_least: bo
     else:
         for s in codec.settings:
             bpp_of(s)
-    above = [s for s in tried if tried[s][0] >= target]
     if at_least:
-        setting = (min(above, key=lambda s: tried[s][0]) if above else max(tried, key=lambda s: tried[s][0]))
+        above = [s for s in tried if tried[s][0] >= target]
+        setting = min(above, key=lambda s: tried[s][0]) if above else max(tried, key=lambda s: tried[s][0])
     else:
         setting = min(tried, key=lambda s: abs(tried[s][0] - target))
     bpp, data = tried[setting]
