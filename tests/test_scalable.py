@@ -324,3 +324,53 @@ def test_lic_train_saves_a_working_scalable_model(tmp_path, photos, name):
     b = lic.compress(img, model=model, quality=5)
     assert lic.decompress(b, model=model).size == (50, 40)
     assert lic.decompress(b, model=model, layers=1).size == (50, 40)
+
+
+def _tool(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("entropy", ["hyperprior", "factorized"])
+def test_starts_from_progressive_codec_weights(tmp_path, photos, entropy):
+    """tools/su2020_from_toderici.py: the progressive codec's encoder trunk and decoder, the binarizer's 1×1
+    convolution as the latent projection, gains c_k / s (encoder) and 1 / c_k (decoder): the encoder gives the
+    binarizer's pre-activation times c_k / s, and the decoder fed ŷ = c_k·b gives the source's image for bits b."""
+    tool = _tool("su2020_from_toderici")
+    torch.manual_seed(3)
+    src = build({"arch": "RecurrentCodec", "cell": "gru", "reconstruction": "additive", "iterations": 4, "bits": 8,
+                 "enc_channels": [8, 8, 16, 16], "dec_channels": [16, 16, 16, 8, 8], "dec_hidden_kernels": [1, 1, 3, 3],
+                 "context_hidden": [8, 8]}).eval()
+    x = to_tensor(np.asarray(photos["chelsea"].convert("RGB")))[..., :64, :96]
+    scale = tool.binarizer_scale(src, x)
+    assert scale.shape == (8,) and bool((scale > 0).all())
+    lambdas = [0.01, 0.04, 0.09]
+    dst = tool.convert(src, entropy, lambdas, scale, step=2.0).eval()
+    assert dst.config()["hyperprior"] == (entropy == "hyperprior") and dst.layers == 3 and dst.M == 8
+    c = torch.tensor([2.0, 4.0, 6.0])  # step · sqrt(λ_k / λ_1)
+    xp = x - 0.5
+    with torch.no_grad():
+        a = torch.atanh(src._encode_step(xp, [None] * 3).clamp(-1 + 1e-6, 1 - 1e-6))  # the binarizer's pre-activation
+        for k in range(3):
+            y = dst._encode_step(xp, [None] * 3, k)
+            expect = a * (c[k] / scale).view(1, -1, 1, 1)
+            assert torch.allclose(y, expect, rtol=1e-3, atol=1e-3 * float(expect.abs().max()))
+        bits = torch.where(a >= 0, 1.0, -1.0)
+        ref = src._decode_step(bits, [None] * 4, None, None)
+        for k in range(3):
+            out = dst._decode_step(bits * c[k], [None] * 4, None, k)
+            assert torch.allclose(out, ref, atol=1e-5)
+    path = tmp_path / "init.safetensors"
+    zoo.save_weights(dst, path, name=dst.name)
+    photos["chelsea"].convert("RGB").crop((0, 0, 96, 64)).save(tmp_path / "crop.png")
+    rows = tool.check(zoo.load_weights(path), str(tmp_path / "crop.png"))  # real files, one per layer count
+    assert len(rows) == 3 and rows[0][0] < rows[1][0] < rows[2][0]
+    other = build({**src.config(), "reconstruction": "oneshot"})
+    with pytest.raises(SystemExit, match="additive"):
+        tool.convert(other, entropy, lambdas, scale)
