@@ -254,7 +254,7 @@ def test_rate_control_hits_its_targets(models, weights, image, tmp_path, capsys)
     image.save(src)
     w = str(weights["hyper"])
     assert main(["compress", str(src), "-o", str(out), "--model", w, "--bpp", str(cands[2].bpp)]) == 0
-    assert "3 iterations" in capsys.readouterr().out and 8 * out.stat().st_size / px <= cands[2].bpp
+    assert "3 layers" in capsys.readouterr().out and 8 * out.stat().st_size / px <= cands[2].bpp
     assert main(["compress", str(src), "-o", str(out), "-f", "--model", w, "--psnr", "300"]) == 0
     assert "not reached" in capsys.readouterr().out and container.read(out.read_bytes()).header.quality == 4
     assert main(["compress", str(src), "-o", str(out), "-f", "--model", w, "--layers", "4", "--quiet"]) == 0

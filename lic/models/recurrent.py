@@ -73,6 +73,7 @@ class RecurrentCodec(CompressionModel):
     name = "toderici2017-rnn"
     PAD = 16
     progressive = True
+    prefix_unit = "iterations"  # what one chunk is called in messages
 
     def __init__(self, cell: str = "lstm", encoder_cell: str | None = None, reconstruction: str = "additive",
                  iterations: int = 16, bits: int = 32, enc_channels=(16, 32, 64, 64),

@@ -101,6 +101,7 @@ class ScalableRecurrentCodec(CompressionModel):
     name = "su2020-rnn-hyperprior"
     PAD = 64
     progressive = True
+    prefix_unit = "layers"  # what one chunk is called in messages
     #: trainable names (lic train --model NAME): the model and its ablation
     variants = {"su2020-rnn-hyperprior": {}, "su2020-rnn-factorized": {"hyperprior": False}}
 
