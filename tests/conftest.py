@@ -9,6 +9,21 @@ torch.set_num_threads(2)
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
 
 
+@pytest.fixture(scope="session")
+def load_tool():
+    """Loads a script of tools/ as a module: ``load_tool("su2020_from_toderici").convert(...)``."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models gain nothing from a second thread (and lose a lot when the CPU is busy)."""

@@ -371,20 +371,11 @@ def test_same_file_and_image_whatever_the_thread_count(weights):
     assert runs[0].stdout.strip() and runs[0].stdout == runs[1].stdout
 
 
-def _tool(name):
-    import importlib.util
-    path = os.path.join(os.path.dirname(__file__), "..", "tools", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.parametrize("entropy", ENTROPY)
-def test_starts_from_trained_hyperprior_weights_as_the_same_function(tmp_path, photos, entropy):
+def test_starts_from_trained_hyperprior_weights_as_the_same_function(tmp_path, photos, entropy, load_tool):
     """tools/attention_from_hyperprior.py writes Ballé's transforms into the attention model (wide bottleneck):
     the same analysis and synthesis; the hyperprior variant also codes to the same rate and image."""
-    tool = _tool("attention_from_hyperprior")
+    tool = load_tool("attention_from_hyperprior")
     torch.manual_seed(1)
     src = build({"arch": "ScaleHyperprior", "N": 8, "M": 12, "lambdas": [0.002, 0.01, 0.05]})
     with torch.no_grad():  # trained-looking GDNs: off-diagonal γ, uneven β

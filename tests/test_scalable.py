@@ -326,23 +326,12 @@ def test_lic_train_saves_a_working_scalable_model(tmp_path, photos, name):
     assert lic.decompress(b, model=model, layers=1).size == (50, 40)
 
 
-def _tool(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.parametrize("entropy", ["hyperprior", "factorized"])
-def test_starts_from_progressive_codec_weights(tmp_path, photos, entropy):
+def test_starts_from_progressive_codec_weights(tmp_path, photos, entropy, load_tool):
     """tools/su2020_from_toderici.py: the progressive codec's encoder trunk and decoder, the binarizer's 1×1
     convolution as the latent projection, gains c_k / s (encoder) and 1 / c_k (decoder): the encoder gives the
     binarizer's pre-activation times c_k / s, and the decoder fed ŷ = c_k·b gives the source's image for bits b."""
-    tool = _tool("su2020_from_toderici")
+    tool = load_tool("su2020_from_toderici")
     torch.manual_seed(3)
     src = build({"arch": "RecurrentCodec", "cell": "gru", "reconstruction": "additive", "iterations": 4, "bits": 8,
                  "enc_channels": [8, 8, 16, 16], "dec_channels": [16, 16, 16, 8, 8], "dec_hidden_kernels": [1, 1, 3, 3],
