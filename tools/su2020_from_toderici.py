@@ -126,7 +126,6 @@ def main(argv=None) -> int:
     print(f"binarizer |pre-activation| median per channel: {float(scale.min()):.3f} .. {float(scale.max()):.3f}")
     model = convert(src, args.entropy, args.lambdas, scale, args.step).eval()
     name = f"su2020-rnn-{args.entropy}"
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     digest = zoo.save_weights(model, tmp, name, extra={"init": {"from": str(args.source), "step": args.step,
                                                               "tool": "tools/su2020_from_toderici.py"}})
