@@ -204,7 +204,7 @@ def cmd_info(args) -> int:
             layer += 1
             kind = f"data {layer}"
         print(f"  {i:>3}  {kind:<8} {len(c.data):>10,} {8 * end / px:>9.4f}")
-    print("  cum. bpp: the file cut after that chunk (progressive models: data k = iteration k; every such cut decodes)")
+    print("  cum. bpp: the file cut after that chunk (progressive models: data k = iteration or layer k; every such cut decodes)")
     return 0
 
 

@@ -98,7 +98,9 @@ def decode(data: bytes, model=None, layers: int | None = None) -> Image.Image:
     if f.truncated:
         if not m.progressive:
             raise FormatError("truncated .lic file: data chunks are missing")
-        warnings.warn(f"truncated file: decoding the {len(chunks)} complete layers", stacklevel=2)
+        if chunks:  # with none complete the model refuses the file below, so no warning first
+            unit = getattr(m, "prefix_unit", "layers")
+            warnings.warn(f"truncated file: decoding the {len(chunks)} complete {unit}", stacklevel=2)
     if layers is not None:
         if not m.progressive:
             raise ModelError(f"model '{h.model}' is not progressive: --iterations/--layers do not apply")
