@@ -99,8 +99,7 @@ def decode(data: bytes, model=None, layers: int | None = None) -> Image.Image:
         if not m.progressive:
             raise FormatError("truncated .lic file: data chunks are missing")
         if chunks:  # with none complete the model refuses the file below, so no warning first
-            unit = getattr(m, "prefix_unit", "layers")
-            warnings.warn(f"truncated file: decoding the {len(chunks)} complete {unit}", stacklevel=2)
+            warnings.warn(f"truncated file: decoding the {len(chunks)} complete {m.prefix_unit}", stacklevel=2)
     if layers is not None:
         if not m.progressive:
             raise ModelError(f"model '{h.model}' is not progressive: --iterations/--layers do not apply")

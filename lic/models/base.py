@@ -74,6 +74,8 @@ class CompressionModel(nn.Module):
     qualities: list[int] = []
     default_quality: int = 1
     progressive: bool = False
+    #: what one chunk of a progressive model is called in messages ("iterations", "layers")
+    prefix_unit: str = "layers"
 
     def config(self) -> dict:
         """Constructor arguments, stored with the weights."""
