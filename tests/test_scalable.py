@@ -363,3 +363,24 @@ def test_starts_from_progressive_codec_weights(tmp_path, photos, entropy, load_t
     other = build({**src.config(), "reconstruction": "oneshot"})
     with pytest.raises(SystemExit, match="additive"):
         tool.convert(other, entropy, lambdas, scale)
+
+
+def test_ablation_from_trained_hyperprior_weights(models, image, load_tool):
+    """tools/su2020_ablation.py: the factorized variant keeps the hyperprior model's transforms and gains
+    (same latents from the encoder, same image from the decoder) and codes real files with fresh priors."""
+    tool = load_tool("su2020_ablation")
+    hyp = models["hyper"]
+    flat = tool.convert(hyp).eval()
+    assert flat.name == "su2020-rnn-factorized" and flat.config() == {**hyp.config(), "hyperprior": False}
+    x = to_tensor(prepare(image).rgb)[..., :32, :48] - 0.5
+    with torch.no_grad():
+        for k in range(hyp.layers):
+            y = hyp._encode_step(x, [None] * len(hyp.enc_rnn), k)
+            assert torch.equal(flat._encode_step(x, [None] * len(flat.enc_rnn), k), y)
+            y_hat = torch.round(y)
+            assert torch.equal(flat._decode_step(y_hat, [None] * len(flat.dec_rnn), None, k),
+                               hyp._decode_step(y_hat, [None] * len(hyp.dec_rnn), None, k))
+    data = codec.encode(image, model=flat, quality=4).data
+    assert codec.decode(data, model=flat).size == image.size
+    with pytest.raises(SystemExit, match="hyperprior"):
+        tool.convert(models["flat"])

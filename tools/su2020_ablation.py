@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""The paper's ablation from trained weights: the same scalable codec without its hyperprior.
+
+    python tools/su2020_ablation.py --out runs/suf-init/model.safetensors          # from the shipped model
+    lic train --resume runs/suf-init/model.safetensors --name su2020-rnn-factorized --data DIR --out runs/suf ...
+
+Su et al. (ICIP 2020) report their codec with and without the RNN hyperprior.  Training the ablation from
+scratch beside the hyperprior model only compares two young models; this tool instead copies a trained
+``su2020-rnn-hyperprior`` into ``su2020-rnn-factorized`` (the same widths, cell, λ and gains), keeps every
+transform, and replaces the hyperprior with fresh per-layer factorized priors:
+
+    su2020-rnn-hyperprior:   enc ─ ŷ_k ─ dec         ŷ_k ~ N(0, σ_k),  σ_k = h_s(ẑ_k, state)   ẑ_k ~ factorized
+    su2020-rnn-factorized:   enc ─ ŷ_k ─ dec         ŷ_k ~ factorized prior of layer k (fresh)
+                             └─ copied ─┘
+
+Both then train for the same time on the same data, so the difference left is the hyperprior's.
+
+``--check IMAGE`` codes an image at every layer with the file just written (real files) and prints bpp / PSNR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lic import zoo  # noqa: E402
+from lic.models import build  # noqa: E402
+
+
+def convert(src) -> torch.nn.Module:
+    """A factorized-prior ScalableRecurrentCodec with ``src``'s transforms and gains; fresh priors."""
+    cfg = src.config()
+    if cfg.get("arch") != "ScalableRecurrentCodec" or not cfg.get("hyperprior"):
+        raise SystemExit("the source must be a scalable recurrent codec with a hyperprior (su2020-rnn-hyperprior)")
+    dst = build({**cfg, "hyperprior": False})
+    new = dict(dst.state_dict())
+    for k, v in src.state_dict().items():
+        if k in new:  # the transforms and gains; the hyperprior's tensors have no counterpart
+            new[k] = v.float()
+    dst.load_state_dict(new)
+    return dst
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--source", default="su2020-rnn-hyperprior", help="model name or weights file")
+    ap.add_argument("--out", required=True, help="weights file to write (.safetensors)")
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--check", metavar="IMAGE", help="also code IMAGE at every layer with the file just written")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise SystemExit(f"{out} exists (use --force)")
+    src = zoo.load_model(args.source).float().eval()
+    model = convert(src).eval()
+    tmp = out.with_name(out.name + ".tmp")
+    digest = zoo.save_weights(model, tmp, "su2020-rnn-factorized",
+                              extra={"init": {"from": str(args.source), "source_digest": zoo.model_digest(src).hex(),
+                                              "tool": "tools/su2020_ablation.py"}})
+    tmp.replace(out)
+    print(f"su2020-rnn-factorized -> {out} (digest {digest.hex()})")
+    if args.check:
+        from su2020_from_toderici import check  # same folder
+
+        for q, (bpp, psnr) in enumerate(check(zoo.load_weights(out), args.check), 1):
+            print(f"{Path(args.check).name} {q} layers: {bpp:.4f} bpp, {psnr:.2f} dB PSNR")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
