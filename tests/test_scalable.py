@@ -380,6 +380,15 @@ def test_ablation_from_trained_hyperprior_weights(models, image, load_tool):
             y_hat = torch.round(y)
             assert torch.equal(flat._decode_step(y_hat, [None] * len(flat.dec_rnn), None, k),
                                hyp._decode_step(y_hat, [None] * len(hyp.dec_rnn), None, k))
+    before = {k: v.clone() for k, v in flat.state_dict().items()}
+    ys = tool.layer_latents(flat, to_tensor(prepare(image).rgb))
+    hp, wp = (-(-n // flat.PAD) * flat.PAD for n in (image.height, image.width))  # padded inside, 16× down
+    assert [tuple(y.shape) for y in ys] == [(1, flat.M, hp // 16, wp // 16)] * 4
+    fit = tool.fit_priors(flat, ys, steps=30)
+    assert all(after < first for first, after in fit)  # bits per latent on the rounded latents
+    changed = {k for k, v in flat.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("y_priors.") for k in changed)  # the priors, nothing else
+    flat.eval()
     data = codec.encode(image, model=flat, quality=4).data
     assert codec.decode(data, model=flat).size == image.size
     with pytest.raises(SystemExit, match="hyperprior"):
