@@ -367,7 +367,7 @@ def test_starts_from_progressive_codec_weights(tmp_path, photos, entropy, load_t
 
 def test_ablation_from_trained_hyperprior_weights(models, image, load_tool):
     """tools/su2020_ablation.py: the factorized variant keeps the hyperprior model's transforms and gains
-    (same latents from the encoder, same image from the decoder) and codes real files with fresh priors."""
+    (same latents from the encoder, same image from the decoder); fitting changes the priors alone; real files."""
     tool = load_tool("su2020_ablation")
     hyp = models["hyper"]
     flat = tool.convert(hyp).eval()
