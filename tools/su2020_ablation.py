@@ -33,9 +33,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 
 from lic import zoo  # noqa: E402
 from lic.models import build  # noqa: E402
+from su2020_from_toderici import sample_crops, write  # noqa: E402
 
 
 def convert(src) -> torch.nn.Module:
@@ -107,29 +109,15 @@ def main(argv=None) -> int:
     model = convert(src).eval()
     fit = None
     if args.data:
-        from lic.data import CropDataset
-
-        torch.manual_seed(0)
-        data = CropDataset(args.data, crop=args.crop, length=args.crops)
-        crops = torch.stack([data[i] for i in range(args.crops)]).float() / 255
-        fit = fit_priors(model, layer_latents(model, crops), steps=args.fit_steps)
+        fit = fit_priors(model, layer_latents(model, sample_crops(args.data, args.crops, args.crop)),
+                         steps=args.fit_steps)
         for k, (a, b) in enumerate(fit, 1):
             print(f"layer {k} prior: {a:.3f} -> {b:.3f} bits per latent on {args.crops} crops of {args.crop}")
         model.eval()
-    tmp = out.with_name(out.name + ".tmp")
-    digest = zoo.save_weights(model, tmp, "su2020-rnn-factorized",
-                              extra={"init": {"from": str(args.source), "source_digest": zoo.model_digest(src).hex(),
-                                              "tool": "tools/su2020_ablation.py",
-                                              "priors_fitted": None if fit is None else {
-                                                  "data": args.data, "crops": args.crops, "crop": args.crop,
-                                                  "steps": args.fit_steps}}})
-    tmp.replace(out)
-    print(f"su2020-rnn-factorized -> {out} (digest {digest.hex()})")
-    if args.check:
-        from su2020_from_toderici import check  # same folder
-
-        for q, (bpp, psnr) in enumerate(check(zoo.load_weights(out), args.check), 1):
-            print(f"{Path(args.check).name} {q} layers: {bpp:.4f} bpp, {psnr:.2f} dB PSNR")
+    write(model, out, "su2020-rnn-factorized",
+          {"from": str(args.source), "source_digest": zoo.model_digest(src).hex(), "tool": "tools/su2020_ablation.py",
+           "priors_fitted": None if fit is None else {"data": args.data, "crops": args.crops, "crop": args.crop,
+                                                      "steps": args.fit_steps}}, args.check)
     return 0
 
 

@@ -84,6 +84,27 @@ def convert(src, entropy: str, lambdas, scale: torch.Tensor, step: float = 1.0) 
     return dst
 
 
+def sample_crops(folder: str, n: int, crop: int) -> torch.Tensor:
+    """``n`` random crops of ``crop``² from ``folder`` as (n, 3, crop, crop) in [0, 1] (torch seed 0)."""
+    from lic.data import CropDataset
+
+    torch.manual_seed(0)
+    data = CropDataset(folder, crop=crop, length=n)
+    return torch.stack([data[i] for i in range(n)]).float() / 255
+
+
+def write(model, out: Path, name: str, init: dict, check_image: str | None = None) -> None:
+    """Saves ``model`` as ``name`` to ``out`` (through a temporary file, so no half-written weights), records
+    ``init`` in the file, and with ``check_image`` codes it at every layer from the file just written."""
+    tmp = out.with_name(out.name + ".tmp")
+    digest = zoo.save_weights(model, tmp, name, extra={"init": init})
+    tmp.replace(out)
+    print(f"{name} -> {out} (digest {digest.hex()})")
+    if check_image:
+        for q, (bpp, psnr) in enumerate(check(zoo.load_weights(out), check_image), 1):
+            print(f"{Path(check_image).name} {q} layers: {bpp:.4f} bpp, {psnr:.2f} dB PSNR")
+
+
 def check(model, image: str) -> list[tuple[float, float]]:
     """(bpp of the real prefix file, PSNR) after each layer, for one image."""
     import numpy as np
@@ -116,24 +137,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise SystemExit(f"{out} exists (use --force)")
-    from lic.data import CropDataset
-
-    torch.manual_seed(0)
-    data = CropDataset(args.data, crop=128, length=args.crops)
-    crops = torch.stack([data[i] for i in range(args.crops)]).float() / 255
+    crops = sample_crops(args.data, args.crops, 128)
     src = zoo.load_model(args.source).float().eval()
     scale = binarizer_scale(src, crops)
     print(f"binarizer |pre-activation| median per channel: {float(scale.min()):.3f} .. {float(scale.max()):.3f}")
     model = convert(src, args.entropy, args.lambdas, scale, args.step).eval()
-    name = f"su2020-rnn-{args.entropy}"
-    tmp = out.with_name(out.name + ".tmp")
-    digest = zoo.save_weights(model, tmp, name, extra={"init": {"from": str(args.source), "step": args.step,
-                                                              "tool": "tools/su2020_from_toderici.py"}})
-    tmp.replace(out)
-    print(f"{name} -> {out} (digest {digest.hex()})")
-    if args.check:
-        for q, (bpp, psnr) in enumerate(check(zoo.load_weights(out), args.check), 1):
-            print(f"{Path(args.check).name} {q} layers: {bpp:.4f} bpp, {psnr:.2f} dB PSNR")
+    write(model, out, f"su2020-rnn-{args.entropy}",
+          {"from": str(args.source), "step": args.step, "tool": "tools/su2020_from_toderici.py"}, args.check)
     return 0
 
 
