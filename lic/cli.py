@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 from .errors import InputError, LicError, OutputError
+from .files import write_atomic
 
 PROG = "lic"
 
@@ -40,27 +40,6 @@ def check_output(out: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
         raise OutputError(f"{out}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{out}: folder {parent} is not writable")
-
-
-def write_atomic(out: Path, data: bytes | None = None, save=None) -> None:
-    """Write ``data`` (or call ``save(tmp_path)``) to a temporary file, then rename over ``out``."""
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix or ".tmp", dir=parent)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if data is not None:
-                f.write(data)
-        if save is not None:
-            save(tmp)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _fmt_size(n: int) -> str:

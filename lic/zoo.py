@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import ModelError
+from .files import new_file_mode
 from .models import CompressionModel, build
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -61,8 +63,10 @@ def save_weights(model: CompressionModel, path: str | Path, name: str, card: str
     meta = {"name": name, "config": json.dumps(model.config()), "card": card}
     meta.update({k: json.dumps(v) for k, v in (extra or {}).items()})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    mode = new_file_mode(Path(path))
     save_file(state, str(path), metadata=meta)
     _sort_header(Path(path))
+    os.chmod(path, mode)  # the safetensors writer makes every file private (0600)
     return state_digest(state)
 
 

@@ -84,6 +84,35 @@ def test_existing_output_needs_force_and_input_is_never_overwritten(tmp_path, ph
     assert "overwrite the input" in err and photo_file.read_bytes() == before
 
 
+def test_outputs_get_the_usual_permissions(tmp_path, photo_file):
+    """Outputs are written through private temporary files, yet end with the permissions any other tool
+    gives: 0o666 less the umask for a new file, the replaced file's own with --force; weights too."""
+    import stat
+
+    from lic import zoo
+    from lic.models import ScalableRecurrentCodec
+
+    def mode(p):
+        return stat.S_IMODE(p.stat().st_mode)
+
+    old = os.umask(0o027)
+    try:
+        lic, png = tmp_path / "a.lic", tmp_path / "a.png"
+        assert main(["compress", str(photo_file), "-o", str(lic), "--quiet"]) == 0
+        assert main(["decompress", str(lic), "-o", str(png), "--quiet"]) == 0
+        assert mode(lic) == mode(png) == 0o640
+        os.chmod(lic, 0o604)
+        assert main(["compress", str(photo_file), "-o", str(lic), "--force", "--quiet"]) == 0
+        assert mode(lic) == 0o604
+        small = ScalableRecurrentCodec(enc_channels=(8, 8, 8, 8), dec_channels=(8, 8, 8, 8, 8), latent=8, hyper=8,
+                                       hyper_hidden=8)
+        zoo.save_weights(small.eval(), tmp_path / "w.safetensors", name="su2020-rnn-hyperprior")
+        assert mode(tmp_path / "w.safetensors") == 0o640
+    finally:
+        os.umask(old)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def listing(d):
     return sorted(os.listdir(d))
 
