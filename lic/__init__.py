@@ -37,24 +37,26 @@ def _as_image(image):
 
 
 def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iterations: int | None = None,
-             bpp: float | None = None, psnr: float | None = None) -> bytes:
+             bpp: float | None = None, psnr: float | None = None, refine: int = 0) -> bytes:
     """Compress a PIL image, a path or a uint8 array into the bytes of a ``.lic`` file.
 
     Rate control (one of): ``iterations`` (progressive models: stop after K), ``bpp``
     (the most iterations / highest quality whose file fits the budget, header included),
     ``psnr`` (the fewest iterations / lowest quality that reach it; else the best).
+    ``refine``: one-shot models only, N steps of encoder-side latent search (:mod:`lic.models.refine`):
+    a smaller file at the same quality for several times the encode time; decoding is unchanged.
     """
     if iterations is None and bpp is None and psnr is None:
         from .codec import encode
 
-        return encode(_as_image(image), model=model, quality=quality).data
+        return encode(_as_image(image), model=model, quality=quality, refine=refine).data
     if quality is not None:
         from .errors import InputError
 
         raise InputError("quality and iterations/bpp/psnr exclude each other")
     from .ratecontrol import encode as encode_rate
 
-    return encode_rate(_as_image(image), model, iterations=iterations, bpp=bpp, psnr=psnr).data
+    return encode_rate(_as_image(image), model, iterations=iterations, bpp=bpp, psnr=psnr, refine=refine).data
 
 
 def decompress(data: bytes, model=None, layers: int | None = None):

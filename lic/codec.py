@@ -18,7 +18,7 @@ from PIL import Image
 
 from . import container, zoo
 from .container import CHUNK_ALPHA, CHUNK_ICC, CHUNK_MODEL, Chunk, Header
-from .errors import FormatError, ModelError
+from .errors import FormatError, InputError, ModelError
 from .imageio import (Prepared, assemble, decode_alpha, decode_icc, encode_alpha, encode_icc, from_tensor,
                       prepare, to_tensor)
 from .models import CompressionModel
@@ -50,15 +50,29 @@ def side_chunks(p: Prepared) -> list[Chunk]:
     return chunks
 
 
+def check_refine(m: CompressionModel, refine: int) -> None:
+    if refine < 0:
+        raise InputError(f"--refine takes a number of steps >= 0, got {refine}")
+    if refine and not m.refinable:
+        raise ModelError(f"model '{_name(m)}' has no encoder-side refinement (--refine is for the one-shot "
+                         f"transform models, e.g. bmshj2018-hyperprior)")
+
+
 def encode(image: Image.Image, model="bmshj2018-hyperprior", quality: int | None = None,
-           reconstruct: bool = False) -> Encoded:
+           reconstruct: bool = False, refine: int = 0, progress=None) -> Encoded:
+    """``refine``: steps of encoder-side latent search (:mod:`lic.models.refine`): smaller files at the
+    same quality for several times the encode time; decoding is unchanged."""
     m = _resolve(model)
     q = m.default_quality if quality is None else int(quality)
     m.check_quality(q)
+    check_refine(m, refine)
     p = prepare(image)
     h, w = p.rgb.shape[:2]
     with torch.inference_mode():
-        comp = m.compress(to_tensor(p.rgb), q, reconstruct=reconstruct)
+        if refine:
+            comp = m.compress(to_tensor(p.rgb), q, reconstruct=reconstruct, refine=refine, progress=progress)
+        else:
+            comp = m.compress(to_tensor(p.rgb), q, reconstruct=reconstruct)
     chunks = side_chunks(p) + [Chunk(CHUNK_MODEL, c) for c in comp.chunks]
     header = Header(model=_name(m), digest=zoo.model_digest(m), width=w, height=h, mode=p.mode,
                     quality=q, n_chunks=len(chunks), params=comp.params)

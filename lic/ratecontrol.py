@@ -86,7 +86,7 @@ def prefix_files(prepared, model, max_quality: int | None = None):
     return comp, files
 
 
-def candidates(image, model, max_quality: int | None = None) -> list[Candidate]:
+def candidates(image, model, max_quality: int | None = None, refine: int = 0) -> list[Candidate]:
     """Every file the rate control can choose from, with its size and PSNR."""
     from .codec import _resolve
 
@@ -104,7 +104,7 @@ def candidates(image, model, max_quality: int | None = None) -> list[Candidate]:
     from .codec import encode
 
     for q in m.qualities:
-        enc = encode(image, model=m, quality=q, reconstruct=True)
+        enc = encode(image, model=m, quality=q, reconstruct=True, refine=refine)
         rgb = np.asarray(enc.reconstruction.convert("RGB"))
         out.append(Candidate(q, enc.data, 8 * len(enc.data) / (w * h), metrics.psnr(ref, _planes(rgb, p.mode))))
     return out
@@ -137,12 +137,14 @@ def choose(cands: list[Candidate], iterations: int | None = None, bpp: float | N
 
 
 def encode(image, model, iterations: int | None = None, bpp: float | None = None,
-           psnr: float | None = None) -> Choice:
-    """Encode ``image`` once and pick the file that meets the target (see the module docstring)."""
-    from .codec import _resolve
+           psnr: float | None = None, refine: int = 0) -> Choice:
+    """Encode ``image`` once and pick the file that meets the target (see the module docstring);
+    ``refine``: encoder-side latent search for one-shot models, at every quality level tried."""
+    from .codec import _resolve, check_refine
 
     m = _resolve(model)
+    check_refine(m, refine)
     if iterations is not None and not m.progressive:
         raise ModelError(f"model '{getattr(m, 'lic_name', m.name)}' is not progressive: --iterations does not apply")
     # with a fixed iteration count, coding further than K is wasted work
-    return choose(candidates(image, m, max_quality=iterations), iterations, bpp, psnr)
+    return choose(candidates(image, m, max_quality=iterations, refine=refine), iterations, bpp, psnr)

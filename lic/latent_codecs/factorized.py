@@ -34,3 +34,13 @@ class FactorizedLatentCodec(nn.Module):
 
     def decompress(self, chunks: list[bytes], shape) -> torch.Tensor:
         return self.prior.decompress(chunks[0], shape)
+
+    # -- encoder-side search (lic.models.refine) ---------------------------------------------------
+    @torch.no_grad()
+    def table_bits(self, y: torch.Tensor) -> float:
+        """The ideal size in bits of what ``compress(y)`` would write, under the same integer tables."""
+        return self.prior.table_bits(torch.round(y))
+
+    def relaxed_bits(self, y: torch.Tensor, y_soft: torch.Tensor) -> torch.Tensor:
+        """Differentiable bits of softly rounded latents ``y_soft`` (``y``: the latents they come from)."""
+        return -torch.log2(self.prior.likelihood(y_soft)).sum()

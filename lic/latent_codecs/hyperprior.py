@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from ..entropy import FactorizedPrior, GaussianConditional
+from ..entropy.gaussian import gaussian_likelihood
 from ..layers import IntegerNetwork
 from ..layers.integer import fingerprint, log_scale_thresholds
 
@@ -83,12 +84,29 @@ class HyperpriorLatentCodec(nn.Module):
         return y_hat, {"y": y_lik, "z": z_lik}
 
     # -- coding ------------------------------------------------------------------------------------
-    def compress(self, y: torch.Tensor):
+    def _quantize(self, y: torch.Tensor):
         z_hat = torch.round(self.h_a(torch.abs(y)))
-        indexes = self.scale_indexes(z_hat)
-        y_hat = torch.round(y)
+        return z_hat, self.scale_indexes(z_hat), torch.round(y)
+
+    def compress(self, y: torch.Tensor):
+        z_hat, indexes, y_hat = self._quantize(y)
         chunks = [self.z_prior.compress(z_hat), self.y_cond.compress(y_hat, indexes)]
         return chunks, y_hat, self.z_prior.table_bits(z_hat) + self.y_cond.table_bits(y_hat, indexes)
+
+    # -- encoder-side search (lic.models.refine) ---------------------------------------------------
+    @torch.no_grad()
+    def table_bits(self, y: torch.Tensor) -> float:
+        """The ideal size in bits of what ``compress(y)`` would write, under the same integer tables."""
+        z_hat, indexes, y_hat = self._quantize(y)
+        return self.z_prior.table_bits(z_hat) + self.y_cond.table_bits(y_hat, indexes)
+
+    def relaxed_bits(self, y: torch.Tensor, y_soft: torch.Tensor) -> torch.Tensor:
+        """Differentiable bits of softly rounded latents ``y_soft``: ẑ = round(h_a(|y|)) with a
+        straight-through gradient, scales from the float h_s (``y``: the latents ``y_soft`` comes from)."""
+        z = self.h_a(torch.abs(y))
+        z_hat = z + (torch.round(z) - z).detach()
+        bits = -torch.log2(self.z_prior.likelihood(z_hat)).sum()
+        return bits - torch.log2(gaussian_likelihood(y_soft, torch.exp(self.h_s(z_hat)))).sum()
 
     def decompress(self, chunks: list[bytes], shape) -> torch.Tensor:
         b, _, h, w = shape

@@ -76,6 +76,8 @@ class CompressionModel(nn.Module):
     progressive: bool = False
     #: what one chunk of a progressive model is called in messages ("iterations", "layers")
     prefix_unit: str = "layers"
+    #: whether compress() takes ``refine=N`` (encoder-side latent search, lic.models.refine)
+    refinable: bool = False
 
     def config(self) -> dict:
         """Constructor arguments, stored with the weights."""

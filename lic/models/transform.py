@@ -36,6 +36,7 @@ class TransformCodec(CompressionModel):
     # training only (``lic train --mixed-quantization``): g_s sees round(y) through a straight-through
     # gradient, as the decoder will, while the rate term keeps additive noise (Minnen & Singh, ICIP 2020)
     mixed_quantization: bool = False
+    refinable = True  # compress(..., refine=N) searches for better latents (lic.models.refine)
 
     def init_gains(self) -> None:
         """Gains start at (λ_Q / λ_mid)^½: finer quantization for a higher λ."""
@@ -74,13 +75,21 @@ class TransformCodec(CompressionModel):
 
     # -- coding ----------------------------------------------------------------------------
     @coding
-    def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False) -> Compressed:
+    def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False, refine: int = 0,
+                 progress=None) -> Compressed:
+        """``refine``: steps of encoder-side latent search (:mod:`lic.models.refine`; 0 = g_a's latents as
+        they are); ``progress(n)`` is told of each tile's steps.  The decoder is the same either way."""
         self.check_quality(quality)
         self.ensure_tables()
         dev = next(self.parameters()).device
         self._channels_last()
-        y = run_tiled(self.g_a, pad_to(x.to(dev), self.PAD), self.TILE, self.HALO_A, down=16).contiguous()
+        xp = pad_to(x.to(dev), self.PAD)
+        y = run_tiled(self.g_a, xp, self.TILE, self.HALO_A, down=16).contiguous()
         y = y * self._gain(quality)
+        if refine > 0:
+            from .refine import refine_latents
+
+            y = refine_latents(self, xp, y, quality, refine, tuple(x.shape[-2:]), progress=progress).contiguous()
         chunks, y_hat, bits = self.latent.compress(y)
         out = Compressed(chunks)
         out.extra["table_bits"] = bits

@@ -1,0 +1,146 @@
+#!/usr/bin/env python
+"""What encoder-side latent refinement (``lic compress --refine N``) buys on Kodak, and what it costs.
+
+For each Kodak image and quality: the plain file and the file refined with N steps (lic.models.refine), from
+real files: bytes, bpp, RGB PSNR, MS-SSIM, the model's cost J = table bits per pixel + λ·255²·MSE, and encode
+wall seconds; every refined file is decoded and checked to equal the encoder's reconstruction.  Then the
+BD-rate of the refined curve against the plain one (mean bpp and quality per quality level, pchip), in PSNR
+and in MS-SSIM dB, and against the published bmshj2018-hyperprior curve (../shared/anchors/kodak_rd.csv).
+Decoding is the same program for both, so decode time is not measured here (benchmarks/kodak_rd.py).
+
+    python benchmarks/refine_kodak.py [--model NAME|WEIGHTS] [--steps 50] [--every 1] [--qualities 1 2 ...]
+                                      [--threads 2] [--kodak DIR] [--out DIR]
+
+``--every K`` takes every K-th Kodak image (kodim01, kodim(1+K), ...) to spend less time.  Writes
+OUT/per_image.csv and OUT/summary.json (default results/refine_kodak/MODEL-stepsN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import lic  # noqa: E402
+from lic import codec, metrics  # noqa: E402
+from lic.bench.bdrate import bd_rate  # noqa: E402
+from lic.bench.measure import machine  # noqa: E402
+from lic.imageio import read_image  # noqa: E402
+from lic.runtime import keep_freed_memory  # noqa: E402
+
+ANCHORS = ROOT.parent / "shared" / "anchors" / "kodak_rd.csv"
+PUBLISHED = "bmshj2018-hyperprior_mse_cpu"
+
+
+def published() -> list[tuple[float, float]]:
+    if not ANCHORS.exists():
+        return []
+    with open(ANCHORS) as f:
+        return sorted((float(r["bpp"]), float(r["psnr"])) for r in csv.DictReader(f) if r["codec"] == PUBLISHED)
+
+
+def measure(img, ref, model, q, steps) -> dict:
+    t0 = time.perf_counter()
+    enc = codec.encode(img, model=model, quality=q, reconstruct=True, refine=steps)
+    seconds = time.perf_counter() - t0
+    dec = np.asarray(codec.decode(enc.data, model=model))
+    h, w = ref.shape[:2]
+    mse = float(((dec.astype(np.float64) - ref.astype(np.float64)) ** 2).mean()) / 255 ** 2
+    ms = metrics.ms_ssim(ref, dec)
+    return {"bytes": len(enc.data), "bpp": 8 * len(enc.data) / (w * h), "psnr": metrics.psnr(ref, dec), "ms_ssim": ms,
+            "ms_ssim_db": metrics.ms_ssim_db(ms),
+            "cost": enc.table_bits / (w * h) + model.lambdas[q - 1] * 255 ** 2 * mse, "encode_s": seconds,
+            "decoded_equals_encoder": bool(np.array_equal(dec, np.asarray(enc.reconstruction)))}
+
+
+def bd(plain: list[dict], refined: list[dict], key: str) -> float:
+    return bd_rate([p["bpp"] for p in plain], [p[key] for p in plain],
+                   [r["bpp"] for r in refined], [r[key] for r in refined]).value
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=lic.DEFAULT_MODEL)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--every", type=int, default=1, help="every K-th Kodak image (default all 24)")
+    ap.add_argument("--qualities", type=int, nargs="+")
+    ap.add_argument("--kodak", default=str(ROOT.parent / "shared" / "data" / "kodak"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    files = sorted(Path(args.kodak).glob("*.png"))[:: args.every]
+    if not files:
+        print(f"refine_kodak: no Kodak images in {args.kodak} (pass --kodak DIR)", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()
+    model = lic.load_model(args.model)
+    if not model.refinable:
+        print(f"refine_kodak: model {args.model} has no encoder-side refinement", file=sys.stderr)
+        return 2
+    name = getattr(model, "lic_name", model.name)
+    qualities = args.qualities or model.qualities
+    out = Path(args.out or ROOT / "results" / "refine_kodak" / f"{name}-steps{args.steps}")
+    out.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
+    warm = read_image(files[0]).crop((0, 0, 64, 64))
+    codec.encode(warm, model=model, quality=qualities[0], refine=2)  # first-call initialisation
+    rows = []
+    for path in tqdm(files, desc="kodak", unit="image"):
+        img = read_image(path)
+        ref = np.asarray(img.convert("RGB"))
+        for q in qualities:
+            for steps in (0, args.steps):
+                rows.append({"image": path.name, "quality": q, "steps": steps, **measure(img, ref, model, q, steps)})
+    with open(out / "per_image.csv", "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
+        wr.writeheader()
+        wr.writerows(rows)
+    keys = ("bpp", "psnr", "ms_ssim", "ms_ssim_db", "cost", "encode_s")
+    means = {s: [{k: float(np.mean([r[k] for r in rows if r["quality"] == q and r["steps"] == s])) for k in keys}
+                 for q in qualities] for s in (0, args.steps)}
+    plain, refined = means[0], means[args.steps]
+    summary = {"model": name, "steps": args.steps, "images": [p.name for p in files], "qualities": qualities,
+               "threads": args.threads, "torch": torch.__version__, "cpu": machine(),
+               "command": "python benchmarks/refine_kodak.py " + " ".join(sys.argv[1:]),
+               "plain": dict(zip(map(str, qualities), plain)), "refined": dict(zip(map(str, qualities), refined)),
+               "all_decoded_equal_encoder": all(r["decoded_equals_encoder"] for r in rows),
+               "refined_cost_never_higher": all(r["cost"] <= p["cost"] for p, r in zip(rows[::2], rows[1::2]))}
+    if len(qualities) >= 2:
+        summary["bd_rate_pct_refined_vs_plain"] = {"psnr": bd(plain, refined, "psnr"),
+                                                   "ms_ssim_db": bd(plain, refined, "ms_ssim_db")}
+    pub = published()
+    if pub and len(qualities) >= 2 and args.every == 1:
+        summary["bd_rate_psnr_pct_vs_published_bmshj2018"] = {
+            label: bd_rate([p[0] for p in pub], [p[1] for p in pub], [c["bpp"] for c in curve],
+                           [c["psnr"] for c in curve]).value for label, curve in (("plain", plain), ("refined", refined))}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"{'q':>2} {'plain bpp':>9} {'PSNR':>6} {'MS-SSIM':>8} {'cost':>7} {'enc s':>6}   "
+          f"{'refined bpp':>11} {'PSNR':>6} {'MS-SSIM':>8} {'cost':>7} {'enc s':>6}")
+    for q, p, r in zip(qualities, plain, refined):
+        print(f"{q:>2} {p['bpp']:9.4f} {p['psnr']:6.2f} {p['ms_ssim']:8.4f} {p['cost']:7.4f} {p['encode_s']:6.2f}   "
+              f"{r['bpp']:11.4f} {r['psnr']:6.2f} {r['ms_ssim']:8.4f} {r['cost']:7.4f} {r['encode_s']:6.2f}")
+    if "bd_rate_pct_refined_vs_plain" in summary:
+        b = summary["bd_rate_pct_refined_vs_plain"]
+        print(f"BD-rate refined ({args.steps} steps) vs plain: {b['psnr']:+.2f} % (PSNR), {b['ms_ssim_db']:+.2f} % "
+              f"(MS-SSIM dB), {len(files)} images")
+    for label, v in summary.get("bd_rate_psnr_pct_vs_published_bmshj2018", {}).items():
+        print(f"BD-rate (PSNR) {label} vs published bmshj2018-hyperprior: {v:+.1f} %")
+    print(f"decoded = encoder's reconstruction: {summary['all_decoded_equal_encoder']}; "
+          f"refined cost never higher: {summary['refined_cost_never_higher']}")
+    print(f"written: {out / 'per_image.csv'}, {out / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

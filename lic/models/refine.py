@@ -1,0 +1,155 @@
+"""Encoder-side latent refinement for the one-shot transform codecs (``lic compress --refine N``).
+
+The analysis transform g_a is trained to give good latents *on average*; for one given image the
+encoder can search for better ones itself (the "amortization gap": Cremer et al., ICML 2018; Campos,
+Meierhans, Djelouah, Schroers, "Content Adaptive Optimization for Neural Image Compression", CVPR-W
+2019).  ``refine_latents`` takes N gradient steps on the image's own rate–distortion cost, the one the
+model was trained on,
+
+    J(y) = bits(ŷ, ẑ) / pixels + λ_Q · 255² · MSE(x, g_s(ŷ · γ'_Q)),
+
+starting from g_a's output, through stochastic Gumbel annealing of the rounding (SGA: Yang, Bamler,
+Mandt, "Improving Inference for Neural Image Compression", NeurIPS 2020): each latent is rounded down
+or up at random, with probabilities that favour the nearer integer more and more as the temperature
+falls, so the search ends on the rounding the coder will apply::
+
+    x ─g_a─► y₀ ─► y ──┬─ SGA(y, τ) ─► ỹ ─┬─ latent codec's relaxed bits (hyperprior: ẑ = round(h_a(|y|)),
+          ▲            │                  │      σ = h_s(ẑ), N(0,σ²) for ỹ, factorized prior for ẑ) ─► rate
+          └── Adam ◄───┴──── ∇y  J ◄──────┴─ ·γ'_Q ─ g_s ─► x̃ ─► λ·255²·MSE(x, x̃) ─► distortion
+    every few steps: the exact cost of round(y) (bits under the integer coding tables, 8-bit pixels);
+    the best y so far is kept (g_a's own y₀ included) and handed to the latent codec
+
+Only the encoder changes.  The file format, the decoder and its speed stay the same, and a refined file
+decodes identically on every machine like any other (the decoder only sees integers).  Since g_a's own
+latents are candidates too, refinement never returns latents whose exact cost J is higher than the
+plain encoder's.  The search is random but seeded, so the same input on the same machine gives the same
+file.  Cost: each step is a forward and backward pass through g_s and the hyperprior, several times a
+plain encode (``benchmarks/refine_kodak.py`` measures seconds and the BD-rate it buys).
+
+Memory: the backward pass keeps g_s's feature maps, so latents are refined tile by tile
+(``TILE`` latents square, with ``HALO`` latents of context that are refined with the tile but not kept;
+tile edges fall on the hyper-latent grid), and the last word is a whole-image comparison of the exact
+cost of the merged latents against g_a's own.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .tiling import run_tiled
+
+TILE = 32  # latents (512 pixels) per tile side
+HALO = 4  # latents of context on each side (64 pixels), a multiple of the hyperprior's 4
+LR = 0.02  # Adam step on y, in quantization bins (0.005, 0.01, 0.02 tried on training crops)
+TAU_START, TAU_END, ANNEAL = 0.5, 0.05, 0.7  # SGA temperature: linear decay over the first 70 % of steps
+CHECK_EVERY = 5  # exact cost of round(y) every CHECK_EVERY steps (and after the last)
+
+
+def _sga(y: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:
+    """Stochastic Gumbel annealing: round y down or up at random, softly at temperature tau."""
+    down = torch.floor(y).detach()
+    r = (y - down).clamp(1e-4, 1 - 1e-4)
+    logits = torch.stack([-torch.atanh(r), -torch.atanh(1 - r)]) / tau
+    u = torch.rand(logits.shape, generator=gen).to(y.device).clamp_min(1e-9)
+    w = torch.softmax(logits - torch.log(-torch.log(u)), dim=0)
+    return down + w[1]
+
+
+class _Problem:
+    """The cost J of latents for one block of the (padded) image: relaxed (differentiable) and exact."""
+
+    def __init__(self, model, x: torch.Tensor, mask: torch.Tensor, quality: int):
+        self.m, self.x, self.mask, self.q = model, x, mask, quality
+        self.lam = model.lambdas[quality - 1] * 255 ** 2
+        self.pixels = float(mask.sum())  # real (unpadded) pixels of the block
+        self.inv_gain = model._gain(quality, inverse=True).detach()
+
+    def _distortion(self, x_hat: torch.Tensor) -> torch.Tensor:
+        return ((x_hat - self.x) ** 2 * self.mask).sum() / (3 * self.pixels)
+
+    def relaxed(self, y: torch.Tensor, y_soft: torch.Tensor) -> torch.Tensor:
+        bits = self.m.latent.relaxed_bits(y, y_soft)
+        x_hat = self.m.g_s(y_soft * self.inv_gain)
+        return bits / self.pixels + self.lam * self._distortion(x_hat)
+
+    @torch.no_grad()
+    def exact(self, y: torch.Tensor) -> float:
+        """J of the latents the coder would write for ``y``: table bits, and the decoder's 8-bit pixels."""
+        bits = self.m.latent.table_bits(y)
+        x_hat = run_tiled(self.m.g_s, torch.round(y) * self.inv_gain, self.m.TILE // 16, self.m.HALO_S, up=16)
+        x_hat = torch.round(x_hat.clamp(0, 1) * 255) / 255
+        return bits / self.pixels + self.lam * float(self._distortion(x_hat))
+
+
+def _refine_block(problem: _Problem, y0: torch.Tensor, steps: int, gen: torch.Generator) -> torch.Tensor:
+    best_y, best_j = y0, problem.exact(y0)
+    y = y0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([y], lr=LR)
+    anneal = max(1, int(ANNEAL * steps))
+    for t in range(1, steps + 1):
+        tau = max(TAU_END, TAU_START + (TAU_END - TAU_START) * t / anneal)
+        torch.backends.mkldnn.enabled = True  # the search may use any kernels (oneDNN is faster here);
+        try:  # exact() keeps the decoder's own, so the costs compared are those of the decoded pixels
+            loss = problem.relaxed(y, _sga(y, tau, gen))
+            (y.grad,) = torch.autograd.grad(loss, [y])  # only y's gradient: the model's own stay untouched
+        finally:
+            torch.backends.mkldnn.enabled = False
+        opt.step()
+        if t % CHECK_EVERY == 0 or t == steps:
+            j = problem.exact(y.detach())
+            if j < best_j:
+                best_y, best_j = y.detach().clone(), j
+    return best_y
+
+
+def _mask(height: int, width: int, rows: slice, cols: slice, like: torch.Tensor) -> torch.Tensor:
+    """1 on the block's real pixels, 0 on the padding added to reach the model's multiple."""
+    m = torch.zeros(1, 1, rows.stop - rows.start, cols.stop - cols.start, dtype=like.dtype, device=like.device)
+    m[..., : max(0, height - rows.start), : max(0, width - cols.start)] = 1
+    return m
+
+
+def refine_latents(model, x: torch.Tensor, y0: torch.Tensor, quality: int, steps: int, size: tuple[int, int],
+                   seed: int = 0, progress=None) -> torch.Tensor:
+    """Latents for the padded image ``x`` (1×3×H×W) at least as good as ``y0`` = g_a(x)·γ_Q by the exact
+    cost J; ``size`` = the image's real (height, width).  ``progress(n)`` is called after each tile's steps."""
+    if steps <= 0:
+        return y0
+    height, width = size
+    gen = torch.Generator().manual_seed(seed)
+    lh, lw = y0.shape[-2:]
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False  # as in decoding (lic.models.base.coding)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            x = x.detach().clone()  # copies made here: tensors from inference mode cannot enter autograd
+            y0 = y0.detach().clone()
+            y = y0.clone()
+            for r0 in range(0, lh, TILE):
+                for c0 in range(0, lw, TILE):
+                    r1, c1 = min(r0 + TILE, lh), min(c0 + TILE, lw)
+                    rs, cs = slice(max(0, r0 - HALO), min(lh, r1 + HALO)), slice(max(0, c0 - HALO), min(lw, c1 + HALO))
+                    px_r, px_c = slice(16 * rs.start, 16 * rs.stop), slice(16 * cs.start, 16 * cs.stop)
+                    problem = _Problem(model, x[..., px_r, px_c],
+                                       _mask(height, width, px_r, px_c, x), quality)
+                    if problem.pixels > 0:  # else the tile is all padding: g_a's latents stay
+                        block = _refine_block(problem, y0[..., rs, cs], steps, gen)
+                        y[..., r0:r1, c0:c1] = block[..., r0 - rs.start:r1 - rs.start, c0 - cs.start:c1 - cs.start]
+                    if progress is not None:
+                        progress(steps)
+            whole = _Problem(model, x, _mask(height, width, slice(0, x.shape[-2]), slice(0, x.shape[-1]), x),
+                             quality)
+            if len(range(0, lh, TILE)) * len(range(0, lw, TILE)) > 1 and whole.exact(y) >= whole.exact(y0):
+                return y0
+    finally:
+        torch.backends.mkldnn.enabled = previous
+    return y
+
+
+def blocks(latent_shape) -> int:
+    """How many tiles ``refine_latents`` refines one after the other (for progress bars)."""
+    lh, lw = latent_shape[-2:]
+    return -(-lh // TILE) * -(-lw // TILE)
+
+
+__all__ = ["refine_latents", "blocks"]
