@@ -10,20 +10,22 @@ import torch
 
 import lic.models.refine as refine
 from lic import codec, zoo
+from lic.imageio import to_tensor
 from lic.models import AttentionCodec
 
 
 def cost(enc, ref: np.ndarray, model, quality: int) -> float:
-    """J = ideal bits per pixel under the coding tables + λ·255²·MSE of the 8-bit reconstruction."""
-    rec = np.asarray(enc.reconstruction.convert("RGB")).astype(np.float64)
-    mse = ((rec - ref) ** 2).mean() / 255 ** 2
-    return enc.table_bits / (ref.shape[0] * ref.shape[1]) + model.lambdas[quality - 1] * 255 ** 2 * mse
+    """J: the model's own objective (rd_cost) with the ideal bits under the coding tables and the decoded
+    8-bit pixels (bmshj2018: bpp + λ·255²·MSE; the attention models: their MS-SSIM/MAE mix)."""
+    rec = np.asarray(enc.reconstruction.convert("RGB"))
+    bpp = enc.table_bits / (ref.shape[0] * ref.shape[1])
+    return float(model.rd_cost(to_tensor(ref), to_tensor(rec), torch.tensor(bpp), quality))
 
 
 def check(model, img, quality, steps, **kw):
     """Plain and refined encodes: (J plain, J refined, refined encode), after the properties every refined
     file has: it decodes to the encoder's reconstruction bit for bit, costs no more, and the model is unchanged."""
-    ref = np.asarray(img.convert("RGB")).astype(np.float64)
+    ref = np.asarray(img.convert("RGB"))
     before = zoo.state_digest(model.state_dict())
     plain = codec.encode(img, model=model, quality=quality, reconstruct=True)
     refined = codec.encode(img, model=model, quality=quality, reconstruct=True, refine=steps, **kw)
@@ -57,6 +59,13 @@ def test_refinement_in_tiles_never_costs_more(photos, monkeypatch, one_thread, e
     check(m, img, 2, 6, progress=seen.append)
     h, w = -(-100 // m.PAD) * m.PAD // 16, -(-150 // m.PAD) * m.PAD // 16
     assert seen == [6] * refine.blocks((h, w)) and len(seen) == -(-h // 4) * -(-w // 4)
+
+
+def test_images_too_small_to_search_are_coded_as_before(photos):
+    m = zoo.load_model("bmshj2018-hyperprior")
+    for size in ((1, 1), (15, 40)):
+        img = photos["chelsea"].crop((0, 0, *size))
+        assert codec.encode(img, model=m, quality=2, refine=5).data == codec.encode(img, model=m, quality=2).data
 
 
 def one_line_error(args):

@@ -240,13 +240,17 @@ class AttentionCodec(TransformCodec):
             return 255.0 ** 2 * terms["mse"]
         return sum(self.weights[k] * v for k, v in terms.items())
 
+    def rd_cost(self, x: torch.Tensor, x_hat: torch.Tensor, bpp: torch.Tensor, quality: int) -> torch.Tensor:
+        """rate_weight · bpp + λ_q · D (module docstring): the training loss, and what encoder-side
+        refinement (:mod:`lic.models.refine`) minimizes for one image."""
+        return self.rate_weight * bpp + self.lambdas[quality - 1] * self.distortion(self.distortion_terms(x, x_hat))
+
     def training_loss(self, x: torch.Tensor, out: dict, quality: int):
-        """(loss, bpp, mse): rate_weight · bpp + λ_q · D, see the module docstring."""
+        """(loss, bpp, mse): :meth:`rd_cost` of a batch."""
         x = x.float()
         x_hat = out["x_hat"].float()
         n_pix = x.shape[0] * x.shape[2] * x.shape[3]
         bpp = sum(torch.log2(l.float()).sum() for l in out["likelihoods"].values()) / (-n_pix)
-        dist = self.distortion(self.distortion_terms(x, x_hat))
-        loss = self.rate_weight * bpp + self.lambdas[quality - 1] * dist
+        loss = self.rd_cost(x, x_hat, bpp, quality)
         mse = F.mse_loss(x_hat.detach().clamp(0, 1), x)
         return loss, bpp, mse

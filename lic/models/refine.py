@@ -6,7 +6,8 @@ Meierhans, Djelouah, Schroers, "Content Adaptive Optimization for Neural Image C
 2019).  ``refine_latents`` takes N gradient steps on the image's own rate–distortion cost, the one the
 model was trained on,
 
-    J(y) = bits(ŷ, ẑ) / pixels + λ_Q · 255² · MSE(x, g_s(ŷ · γ'_Q)),
+    J(y) = bits(ŷ, ẑ) / pixels + λ_Q · D(x, g_s(ŷ · γ'_Q))      (the model's ``rd_cost``; D = 255²·MSE for
+                                                             bmshj2018, the MS-SSIM/MAE mix for attention-*),
 
 starting from g_a's output, through stochastic Gumbel annealing of the rounding (SGA: Yang, Bamler,
 Mandt, "Improving Inference for Neural Image Compression", NeurIPS 2020): each latent is rounded down
@@ -43,6 +44,7 @@ HALO = 4  # latents of context on each side (64 pixels), a multiple of the hyper
 LR = 0.02  # Adam step on y, in quantization bins (0.005, 0.01, 0.02 tried on training crops)
 TAU_START, TAU_END, ANNEAL = 0.5, 0.05, 0.7  # SGA temperature: linear decay over the first 70 % of steps
 CHECK_EVERY = 5  # exact cost of round(y) every CHECK_EVERY steps (and after the last)
+MIN_SIDE = 16  # images narrower than one latent are coded as g_a gives them (and MS-SSIM needs some size)
 
 
 def _sga(y: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:
@@ -56,29 +58,28 @@ def _sga(y: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:
 
 
 class _Problem:
-    """The cost J of latents for one block of the (padded) image: relaxed (differentiable) and exact."""
+    """The cost J of latents for one block of the padded image, relaxed (differentiable) and exact: the
+    model's own training objective (``rd_cost``) over the block's real pixels (padding left out)."""
 
-    def __init__(self, model, x: torch.Tensor, mask: torch.Tensor, quality: int):
-        self.m, self.x, self.mask, self.q = model, x, mask, quality
-        self.lam = model.lambdas[quality - 1] * 255 ** 2
-        self.pixels = float(mask.sum())  # real (unpadded) pixels of the block
+    def __init__(self, model, x: torch.Tensor, real: tuple[int, int], quality: int):
+        self.m, self.q = model, quality
+        self.h, self.w = real  # rows and columns of the block that are image, not padding
+        self.x = x[..., : self.h, : self.w]
+        self.pixels = self.h * self.w
         self.inv_gain = model._gain(quality, inverse=True).detach()
-
-    def _distortion(self, x_hat: torch.Tensor) -> torch.Tensor:
-        return ((x_hat - self.x) ** 2 * self.mask).sum() / (3 * self.pixels)
 
     def relaxed(self, y: torch.Tensor, y_soft: torch.Tensor) -> torch.Tensor:
         bits = self.m.latent.relaxed_bits(y, y_soft)
-        x_hat = self.m.g_s(y_soft * self.inv_gain)
-        return bits / self.pixels + self.lam * self._distortion(x_hat)
+        x_hat = self.m.g_s(y_soft * self.inv_gain)[..., : self.h, : self.w]
+        return self.m.rd_cost(self.x, x_hat, bits / self.pixels, self.q)
 
     @torch.no_grad()
     def exact(self, y: torch.Tensor) -> float:
         """J of the latents the coder would write for ``y``: table bits, and the decoder's 8-bit pixels."""
         bits = self.m.latent.table_bits(y)
         x_hat = run_tiled(self.m.g_s, torch.round(y) * self.inv_gain, self.m.TILE // 16, self.m.HALO_S, up=16)
-        x_hat = torch.round(x_hat.clamp(0, 1) * 255) / 255
-        return bits / self.pixels + self.lam * float(self._distortion(x_hat))
+        x_hat = torch.floor(x_hat[..., : self.h, : self.w].clamp(0, 1) * 255 + 0.5) / 255  # as imageio.from_tensor
+        return float(self.m.rd_cost(self.x, x_hat, bits / self.pixels, self.q))
 
 
 def _refine_block(problem: _Problem, y0: torch.Tensor, steps: int, gen: torch.Generator) -> torch.Tensor:
@@ -102,18 +103,11 @@ def _refine_block(problem: _Problem, y0: torch.Tensor, steps: int, gen: torch.Ge
     return best_y
 
 
-def _mask(height: int, width: int, rows: slice, cols: slice, like: torch.Tensor) -> torch.Tensor:
-    """1 on the block's real pixels, 0 on the padding added to reach the model's multiple."""
-    m = torch.zeros(1, 1, rows.stop - rows.start, cols.stop - cols.start, dtype=like.dtype, device=like.device)
-    m[..., : max(0, height - rows.start), : max(0, width - cols.start)] = 1
-    return m
-
-
 def refine_latents(model, x: torch.Tensor, y0: torch.Tensor, quality: int, steps: int, size: tuple[int, int],
                    seed: int = 0, progress=None) -> torch.Tensor:
     """Latents for the padded image ``x`` (1×3×H×W) at least as good as ``y0`` = g_a(x)·γ_Q by the exact
     cost J; ``size`` = the image's real (height, width).  ``progress(n)`` is called after each tile's steps."""
-    if steps <= 0:
+    if steps <= 0 or min(size) < MIN_SIDE:
         return y0
     height, width = size
     gen = torch.Generator().manual_seed(seed)
@@ -130,15 +124,14 @@ def refine_latents(model, x: torch.Tensor, y0: torch.Tensor, quality: int, steps
                     r1, c1 = min(r0 + TILE, lh), min(c0 + TILE, lw)
                     rs, cs = slice(max(0, r0 - HALO), min(lh, r1 + HALO)), slice(max(0, c0 - HALO), min(lw, c1 + HALO))
                     px_r, px_c = slice(16 * rs.start, 16 * rs.stop), slice(16 * cs.start, 16 * cs.stop)
-                    problem = _Problem(model, x[..., px_r, px_c],
-                                       _mask(height, width, px_r, px_c, x), quality)
+                    real = (max(0, min(height, px_r.stop) - px_r.start), max(0, min(width, px_c.stop) - px_c.start))
+                    problem = _Problem(model, x[..., px_r, px_c], real, quality)
                     if problem.pixels > 0:  # else the tile is all padding: g_a's latents stay
                         block = _refine_block(problem, y0[..., rs, cs], steps, gen)
                         y[..., r0:r1, c0:c1] = block[..., r0 - rs.start:r1 - rs.start, c0 - cs.start:c1 - cs.start]
                     if progress is not None:
                         progress(steps)
-            whole = _Problem(model, x, _mask(height, width, slice(0, x.shape[-2]), slice(0, x.shape[-1]), x),
-                             quality)
+            whole = _Problem(model, x, (height, width), quality)
             if len(range(0, lh, TILE)) * len(range(0, lw, TILE)) > 1 and whole.exact(y) >= whole.exact(y0):
                 return y0
     finally:

@@ -66,6 +66,11 @@ class TransformCodec(CompressionModel):
         x_hat = self.g_s(y_hat * self._gain(quality, inverse=True))
         return {"x_hat": x_hat[..., :h, :w], "likelihoods": likelihoods}
 
+    def rd_cost(self, x: torch.Tensor, x_hat: torch.Tensor, bpp: torch.Tensor, quality: int) -> torch.Tensor:
+        """The objective the model was trained on, bpp + λ_Q · 255² · MSE (``lic train``'s default loss);
+        encoder-side refinement (:mod:`lic.models.refine`) minimizes it for one image."""
+        return bpp + self.lambdas[quality - 1] * 255 ** 2 * torch.mean((x_hat.float() - x.float()) ** 2)
+
     # -- coding tables ---------------------------------------------------------------------
     def tables_current(self) -> bool:
         return self.latent.tables_current()
