@@ -259,7 +259,8 @@ def cmd_eval(args) -> int:
         raise InputError(f"{args.dir}: no such folder")
     model = _load(args.model)
     out = Path(args.out) if args.out else Path("results") / f"eval-{Path(args.dir).name}-{getattr(model, 'lic_name', 'model')}"
-    summary = evaluate(model, args.dir, out, qualities=args.qualities, max_images=args.limit, progress=not args.quiet)
+    summary = evaluate(model, args.dir, out, qualities=args.qualities, max_images=args.limit, progress=not args.quiet,
+                       refine=args.refine)
     print(f"{'q':>3} {'bpp':>8} {'PSNR':>8} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
     for q, v in summary["qualities"].items():
         print(f"{q:>3} {v['bpp']:8.4f} {v['psnr']:8.2f} {v['ms_ssim']:8.4f} {v['encode_s']:7.3f} {v['decode_s']:7.3f}")
@@ -335,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", help="model name or weights file")
     e.add_argument("--qualities", type=int, nargs="+")
     e.add_argument("--limit", type=int, help="at most this many images")
+    e.add_argument("--refine", type=int, default=0, metavar="N", help="encode with N steps of latent search "
+                   "(as lic compress --refine)")
     e.add_argument("--out", help="results folder (default results/eval-DIR-MODEL)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)

@@ -25,7 +25,9 @@ FIELDS = ["image", "width", "height", "quality", "bytes", "bpp", "psnr", "ms_ssi
           "table_bytes", "encode_s", "decode_s"]
 
 
-def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=True) -> dict:
+def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=True, refine: int = 0) -> dict:
+    """``refine``: encoder-side latent search steps (``lic compress --refine``), 0 for the plain encoder."""
+    codec.check_refine(model, refine)
     files = list_images(folder)
     if not files:
         raise InputError(f"no images found in {folder}")
@@ -43,7 +45,7 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
             ref = codec.reference_rgb(img)
             for q in qualities:
                 t0 = time.perf_counter()
-                enc = codec.encode(img, model=model, quality=q)
+                enc = codec.encode(img, model=model, quality=q, refine=refine)
                 t1 = time.perf_counter()
                 dec = codec.decode(enc.data, model=model)
                 t2 = time.perf_counter()
@@ -55,7 +57,8 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
                              "ms_ssim_db": metrics.ms_ssim_db(ms) if not math.isnan(ms) else math.nan,
                              "table_bytes": (enc.table_bits or 0) / 8, "encode_s": t1 - t0, "decode_s": t2 - t1})
                 bar.update(1)
-    summary = {"model": getattr(model, "lic_name", model.name), "images": len(files), "qualities": {}}
+    summary = {"model": getattr(model, "lic_name", model.name), "images": len(files), "refine": refine,
+               "qualities": {}}
     for q in qualities:
         sel = [r for r in rows if r["quality"] == q]
         summary["qualities"][str(q)] = {k: float(np.nanmean([r[k] for r in sel])) for k in FIELDS[4:]}
