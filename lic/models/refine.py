@@ -39,7 +39,7 @@ import torch
 
 from .tiling import run_tiled
 
-TILE = 32  # latents (512 pixels) per tile side
+TILE = 48  # latents (768 pixels) per tile side: a Kodak photo is one tile
 HALO = 4  # latents of context on each side (64 pixels), a multiple of the hyperprior's 4
 LR = 0.02  # Adam step on y, in quantization bins (0.005, 0.01, 0.02 tried on training crops)
 TAU_START, TAU_END, ANNEAL = 0.5, 0.05, 0.7  # SGA temperature: linear decay over the first 70 % of steps
