@@ -130,8 +130,9 @@ def _at_rate(curve: Curve, metric: str, bpp: float) -> float | None:
     return float(PchipInterpolator(np.log(x), y)(np.log(bpp)))
 
 
-def comparisons(variants: dict, progressive: dict | None) -> dict:
-    """The issue's BD-rates and point checks, from the measured per-layer means."""
+def comparisons(variants: dict, progressive: dict | None, previous: dict | None = None) -> dict:
+    """The issue's BD-rates and point checks, from the measured per-layer means; ``previous``: a result of
+    earlier weights (``--previous``) that every variant is also compared with."""
     ours = {v: _curve_of_layers(LABEL[v], r["layers"]) for v, r in variants.items()}
     bpg = _published(BPG[0], BPG[1])
     papers = {v: _published(*PAPER[v][:2]) for v in ours}
@@ -144,6 +145,9 @@ def comparisons(variants: dict, progressive: dict | None) -> dict:
         name = f"{progressive.get('variant', 'progressive codec')} (binary, progressive)"
         prog = _curve_of_layers(name, progressive["iterations"])
         pairs += [(BPG[2], bpg, prog)] + [(name, prog, c) for c in ours.values()]
+    if previous:
+        name = f"previous weights ({previous.get('weights') or previous.get('model', '?')})"
+        pairs += [(name, _curve_of_layers(name, previous["layers"]), c) for c in ours.values()]
     rows = [{"test": t.name, "anchor": a, **_bd(ac, t)} for a, ac, t in pairs if ac is not None]
     points = []
     for v, c in ours.items():
@@ -187,6 +191,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "results" / "scalable_kodak"))
     ap.add_argument("--progressive", help="a benchmarks/recurrent_kodak.py JSON to compare with (binary progressive codec)")
+    ap.add_argument("--previous", help="a hyper.json or flat.json of this benchmark for earlier weights: BD-rate of "
+                    "each variant against them")
     ap.add_argument("--compare-only", action="store_true",
                     help="recompute the comparisons from OUT/<variant>.json, measuring nothing")
     args = ap.parse_args()
@@ -198,6 +204,14 @@ def main() -> int:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"--progressive {args.progressive}: not a benchmarks/recurrent_kodak.py result ({exc})", file=sys.stderr)
             return 2
+    previous = None
+    if args.previous:
+        try:
+            previous = json.loads(Path(args.previous).read_text())
+            previous["layers"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"--previous {args.previous}: not a result of this benchmark ({exc})", file=sys.stderr)
+            return 2
     if args.compare_only:
         out = Path(args.out)
         found = {v: json.loads((out / f"{v}.json").read_text()) for v in ("hyper", "flat")
@@ -207,7 +221,7 @@ def main() -> int:
             print(f"{out}: no hyper.json or flat.json of trained weights (run without --compare-only first)",
                   file=sys.stderr)
             return 2
-        comp = comparisons(trained, progressive)
+        comp = comparisons(trained, progressive, previous)
         (out / "comparisons.json").write_text(json.dumps(comp, indent=1))
         print_comparisons(comp)
         return 0
@@ -260,7 +274,7 @@ def main() -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     trained = {v: r for v, r in summary["variants"].items() if r["trained"]}
     if trained:  # random weights say nothing about compression: no comparisons for them
-        comp = comparisons(trained, progressive)
+        comp = comparisons(trained, progressive, previous)
         (out / "comparisons.json").write_text(json.dumps(comp, indent=1))
         print_comparisons(comp)
     print(f"written: {out}")
