@@ -44,7 +44,7 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     (the most iterations / highest quality whose file fits the budget, header included),
     ``psnr`` (the fewest iterations / lowest quality that reach it; else the best).
     ``refine``: one-shot models only, N steps of encoder-side latent search (:mod:`lic.models.refine`):
-    a smaller file at the same quality for several times the encode time; decoding is unchanged.
+    a smaller file at the same quality for a much longer encode (README); decoding is unchanged.
     """
     if iterations is None and bpp is None and psnr is None:
         from .codec import encode

@@ -310,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--psnr", type=float, metavar="P", help="rate control: the smallest file reaching P dB")
     c.add_argument("--refine", type=int, default=0, metavar="N",
                    help="one-shot models: N steps of encoder-side latent search (e.g. 50): smaller files at the "
-                        "same quality, several times the encode time, decoding unchanged (default 0)")
+                        "same quality, decoding unchanged; about 0.4 s per step for a 768x512 photo on a 2-core "
+                        "CPU (default 0)")
     c.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=cmd_compress)

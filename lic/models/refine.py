@@ -24,8 +24,9 @@ Only the encoder changes.  The file format, the decoder and its speed stay the s
 decodes identically on every machine like any other (the decoder only sees integers).  Since g_a's own
 latents are candidates too, refinement never returns latents whose exact cost J is higher than the
 plain encoder's.  The search is random but seeded, so the same input on the same machine gives the same
-file.  Cost: each step is a forward and backward pass through g_s and the hyperprior, several times a
-plain encode (``benchmarks/refine_kodak.py`` measures seconds and the BD-rate it buys).
+file.  Cost: each step is a forward and backward pass through g_s and the hyperprior, about as much as
+a plain encode (``benchmarks/refine_kodak.py`` measures seconds and the BD-rate it buys: 50 steps, 21 s
+instead of 0.5 s per Kodak photo on two CPU cores, -14 % BD-rate in PSNR for bmshj2018-hyperprior).
 
 Memory: the backward pass keeps g_s's feature maps, so latents are refined tile by tile
 (``TILE`` latents square, with ``HALO`` latents of context that are refined with the tile but not kept;
