@@ -181,6 +181,18 @@ def print_comparisons(comp: dict) -> None:
                   f"MS-SSIM {f(p['ours_ms_ssim_db'])} vs {f(p['paper_ms_ssim_db'])} dB")
 
 
+def _result(path: str | None, key: str, option: str, what: str) -> dict | None:
+    """The JSON given to ``option`` (None when not given); ValueError, one line, when it is not ``what``."""
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+        data[key]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{option} {path}: not {what} ({exc})") from None
+    return data
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hyper", help="weights of su2020-rnn-hyperprior (default: untrained)")
@@ -196,22 +208,12 @@ def main() -> int:
     ap.add_argument("--compare-only", action="store_true",
                     help="recompute the comparisons from OUT/<variant>.json, measuring nothing")
     args = ap.parse_args()
-    progressive = None
-    if args.progressive:
-        try:
-            progressive = json.loads(Path(args.progressive).read_text())
-            progressive["iterations"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            print(f"--progressive {args.progressive}: not a benchmarks/recurrent_kodak.py result ({exc})", file=sys.stderr)
-            return 2
-    previous = None
-    if args.previous:
-        try:
-            previous = json.loads(Path(args.previous).read_text())
-            previous["layers"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            print(f"--previous {args.previous}: not a result of this benchmark ({exc})", file=sys.stderr)
-            return 2
+    try:
+        progressive = _result(args.progressive, "iterations", "--progressive", "a benchmarks/recurrent_kodak.py result")
+        previous = _result(args.previous, "layers", "--previous", "a result of this benchmark")
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.compare_only:
         out = Path(args.out)
         found = {v: json.loads((out / f"{v}.json").read_text()) for v in ("hyper", "flat")
