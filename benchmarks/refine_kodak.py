@@ -34,6 +34,7 @@ import lic  # noqa: E402
 from lic import codec, metrics  # noqa: E402
 from lic.bench.bdrate import bd_rate  # noqa: E402
 from lic.bench.measure import machine  # noqa: E402
+from lic.bench.results import load_published  # noqa: E402
 from lic.imageio import read_image  # noqa: E402
 from lic.runtime import keep_freed_memory  # noqa: E402
 
@@ -41,11 +42,9 @@ ANCHORS = ROOT.parent / "shared" / "anchors" / "kodak_rd.csv"
 PUBLISHED = "bmshj2018-hyperprior_mse_cpu"
 
 
-def published() -> list[tuple[float, float]]:
-    if not ANCHORS.exists():
-        return []
-    with open(ANCHORS) as f:
-        return sorted((float(r["bpp"]), float(r["psnr"])) for r in csv.DictReader(f) if r["codec"] == PUBLISHED)
+def published():
+    """The published bmshj2018-hyperprior Kodak curve, or None without the anchors file."""
+    return load_published(ANCHORS).get(PUBLISHED) if ANCHORS.is_file() else None
 
 
 def measure(img, ref, model, q, steps) -> dict:
@@ -62,9 +61,17 @@ def measure(img, ref, model, q, steps) -> dict:
             "decoded_equals_encoder": bool(np.array_equal(dec, np.asarray(enc.reconstruction)))}
 
 
-def bd(plain: list[dict], refined: list[dict], key: str) -> float:
-    return bd_rate([p["bpp"] for p in plain], [p[key] for p in plain],
-                   [r["bpp"] for r in refined], [r[key] for r in refined]).value
+def bd(anchor: tuple, test: tuple) -> float | None:
+    """BD-rate (%) of ``test`` = (bpp, quality) against ``anchor``; None where the curves do not overlap (or the
+    metric is undefined, e.g. MS-SSIM of very small images)."""
+    try:
+        return bd_rate(*anchor, *test).value
+    except ValueError:
+        return None
+
+
+def xy(curve: list[dict], key: str) -> tuple[list, list]:
+    return [c["bpp"] for c in curve], [c[key] for c in curve]
 
 
 def main() -> int:
@@ -117,25 +124,26 @@ def main() -> int:
                "all_decoded_equal_encoder": all(r["decoded_equals_encoder"] for r in rows),
                "refined_cost_never_higher": all(r["cost"] <= p["cost"] for p, r in zip(rows[::2], rows[1::2]))}
     if len(qualities) >= 2:
-        summary["bd_rate_pct_refined_vs_plain"] = {"psnr": bd(plain, refined, "psnr"),
-                                                   "ms_ssim_db": bd(plain, refined, "ms_ssim_db")}
+        summary["bd_rate_pct_refined_vs_plain"] = {k: bd(xy(plain, k), xy(refined, k)) for k in ("psnr", "ms_ssim_db")}
     pub = published()
     if pub and len(qualities) >= 2 and args.every == 1:
         summary["bd_rate_psnr_pct_vs_published_bmshj2018"] = {
-            label: bd_rate([p[0] for p in pub], [p[1] for p in pub], [c["bpp"] for c in curve],
-                           [c["psnr"] for c in curve]).value for label, curve in (("plain", plain), ("refined", refined))}
+            label: bd(pub.xy("psnr"), xy(curve, "psnr")) for label, curve in (("plain", plain), ("refined", refined))}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"{'q':>2} {'plain bpp':>9} {'PSNR':>6} {'MS-SSIM':>8} {'cost':>7} {'enc s':>6}   "
           f"{'refined bpp':>11} {'PSNR':>6} {'MS-SSIM':>8} {'cost':>7} {'enc s':>6}")
     for q, p, r in zip(qualities, plain, refined):
         print(f"{q:>2} {p['bpp']:9.4f} {p['psnr']:6.2f} {p['ms_ssim']:8.4f} {p['cost']:7.4f} {p['encode_s']:6.2f}   "
               f"{r['bpp']:11.4f} {r['psnr']:6.2f} {r['ms_ssim']:8.4f} {r['cost']:7.4f} {r['encode_s']:6.2f}")
+    def pct(v):
+        return "n/a" if v is None else f"{v:+.2f} %"
+
     if "bd_rate_pct_refined_vs_plain" in summary:
         b = summary["bd_rate_pct_refined_vs_plain"]
-        print(f"BD-rate refined ({args.steps} steps) vs plain: {b['psnr']:+.2f} % (PSNR), {b['ms_ssim_db']:+.2f} % "
+        print(f"BD-rate refined ({args.steps} steps) vs plain: {pct(b['psnr'])} (PSNR), {pct(b['ms_ssim_db'])} "
               f"(MS-SSIM dB), {len(files)} images")
     for label, v in summary.get("bd_rate_psnr_pct_vs_published_bmshj2018", {}).items():
-        print(f"BD-rate (PSNR) {label} vs published bmshj2018-hyperprior: {v:+.1f} %")
+        print(f"BD-rate (PSNR) {label} vs published bmshj2018-hyperprior: {pct(v)}")
     print(f"decoded = encoder's reconstruction: {summary['all_decoded_equal_encoder']}; "
           f"refined cost never higher: {summary['refined_cost_never_higher']}")
     print(f"written: {out / 'per_image.csv'}, {out / 'summary.json'}")
