@@ -72,8 +72,8 @@ def cmd_compress(args) -> int:
 
             from .models.refine import blocks
 
-            latent = -(-img.height // model.PAD) * model.PAD // 16, -(-img.width // model.PAD) * model.PAD // 16
-            with tqdm(total=args.refine * blocks(latent), desc="refine", unit="step", leave=False) as t:
+            with tqdm(total=args.refine * blocks(model, img.height, img.width), desc="refine", unit="step",
+                      leave=False) as t:
                 return codec.encode(img, model=model, quality=args.quality, refine=args.refine, progress=t.update), None
         from . import ratecontrol
 

@@ -58,7 +58,7 @@ def test_refinement_in_tiles_never_costs_more(photos, monkeypatch, one_thread, e
     seen = []
     check(m, img, 2, 6, progress=seen.append)
     h, w = -(-100 // m.PAD) * m.PAD // 16, -(-150 // m.PAD) * m.PAD // 16
-    assert seen == [6] * refine.blocks((h, w)) and len(seen) == -(-h // 4) * -(-w // 4)
+    assert seen == [6] * refine.blocks(m, 100, 150) and len(seen) == -(-h // 4) * -(-w // 4)
 
 
 def test_images_too_small_to_search_are_coded_as_before(photos):

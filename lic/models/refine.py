@@ -140,9 +140,10 @@ def refine_latents(model, x: torch.Tensor, y0: torch.Tensor, quality: int, steps
     return y
 
 
-def blocks(latent_shape) -> int:
-    """How many tiles ``refine_latents`` refines one after the other (for progress bars)."""
-    lh, lw = latent_shape[-2:]
+def blocks(model, height: int, width: int) -> int:
+    """How many tiles ``refine_latents`` refines one after the other for an image of this size with this
+    model (for progress bars: each reports its steps)."""
+    lh, lw = (-(-n // model.PAD) * model.PAD // 16 for n in (height, width))
     return -(-lh // TILE) * -(-lw // TILE)
 
 
