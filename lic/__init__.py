@@ -43,8 +43,9 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     Rate control (one of): ``iterations`` (progressive models: stop after K), ``bpp``
     (the most iterations / highest quality whose file fits the budget, header included),
     ``psnr`` (the fewest iterations / lowest quality that reach it; else the best).
-    ``refine``: one-shot models only, N steps of encoder-side latent search (:mod:`lic.models.refine`):
-    a smaller file at the same quality for a much longer encode (README); decoding is unchanged.
+    ``refine``: models with quantized latents (not the binary toderici2017-rnn), N steps of encoder-side
+    latent search (:mod:`lic.models.refine`): a smaller file at the same quality for a much longer encode
+    (README); decoding is unchanged.
     """
     if iterations is None and bpp is None and psnr is None:
         from .codec import encode

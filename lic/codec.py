@@ -54,8 +54,8 @@ def check_refine(m: CompressionModel, refine: int) -> None:
     if refine < 0:
         raise InputError(f"--refine takes a number of steps >= 0, got {refine}")
     if refine and not m.refinable:
-        raise ModelError(f"model '{_name(m)}' has no encoder-side refinement (--refine is for the one-shot "
-                         f"transform models, e.g. bmshj2018-hyperprior)")
+        raise ModelError(f"model '{_name(m)}' has no encoder-side refinement (--refine is for the models with "
+                         f"quantized latents: bmshj2018-hyperprior, attention-*, su2020-*)")
 
 
 def encode(image: Image.Image, model="bmshj2018-hyperprior", quality: int | None = None,

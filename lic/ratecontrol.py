@@ -61,10 +61,11 @@ def _planes(rgb: np.ndarray, mode: str) -> np.ndarray:
     return a[..., 0] if mode == "LA" else (a[..., :3] if mode == "RGBA" else a)
 
 
-def prefix_files(prepared, model, max_quality: int | None = None):
+def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 0):
     """Encode a prepared image once with a progressive model: ``(compressed, files)``, where ``files[k-1]``
     is the complete .lic file of the first k layers (header, alpha and ICC profile included: what ``head -c`` at
-    that chunk boundary gives) and ``compressed.extra["x_hats"][k-1]`` what it decodes to."""
+    that chunk boundary gives) and ``compressed.extra["x_hats"][k-1]`` what it decodes to.  ``refine``: steps of
+    encoder-side latent search over all the layers coded (models with quantized latents)."""
     from .codec import _name, side_chunks
 
     p, m = prepared, model
@@ -72,7 +73,10 @@ def prefix_files(prepared, model, max_quality: int | None = None):
     side = side_chunks(p)
     n = m.check_quality(max_quality if max_quality is not None else m.qualities[-1])
     with torch.inference_mode():
-        comp = m.compress(to_tensor(p.rgb), n, reconstruct=True)
+        if refine:
+            comp = m.compress(to_tensor(p.rgb), n, reconstruct=True, refine=refine)
+        else:
+            comp = m.compress(to_tensor(p.rgb), n, reconstruct=True)
     x_hats = comp.extra.get("x_hats")
     if x_hats is None or len(x_hats) != len(comp.chunks):
         raise ModelError(f"model '{_name(m)}' does not return per-layer reconstructions")
@@ -96,7 +100,7 @@ def candidates(image, model, max_quality: int | None = None, refine: int = 0) ->
     ref = _planes(p.rgb, p.mode)
     out = []
     if m.progressive:
-        comp, files = prefix_files(p, m, max_quality)
+        comp, files = prefix_files(p, m, max_quality, refine=refine)
         for k, data in enumerate(files, 1):
             out.append(Candidate(k, data, 8 * len(data) / (w * h),
                                  metrics.psnr(ref, _planes(from_tensor(comp.extra["x_hats"][k - 1]), p.mode))))
@@ -139,7 +143,8 @@ def choose(cands: list[Candidate], iterations: int | None = None, bpp: float | N
 def encode(image, model, iterations: int | None = None, bpp: float | None = None,
            psnr: float | None = None, refine: int = 0) -> Choice:
     """Encode ``image`` once and pick the file that meets the target (see the module docstring);
-    ``refine``: encoder-side latent search for one-shot models, at every quality level tried."""
+    ``refine``: encoder-side latent search, at every quality level tried (one-shot models) or over all the
+    layers coded (su2020)."""
     from .codec import _resolve, check_refine
 
     m = _resolve(model)

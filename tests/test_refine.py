@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import lic.models.refine as refine
+import lic.ratecontrol
 from lic import codec, zoo
 from lic.imageio import to_tensor
 from lic.models import AttentionCodec
@@ -100,3 +101,51 @@ def test_eval_measures_refined_files(tmp_path, photos):
     cost = [v["qualities"]["2"]["table_bytes"] * 8 / (64 * 48) + m.lambdas[1] * 255 ** 2 / 10 ** (v["qualities"]["2"]["psnr"] / 10)
             for v in (plain, refined)]
     assert cost[1] <= cost[0]  # the model's own objective, from what eval wrote (one image: mean = value)
+
+
+
+def layered(model, img, steps):
+    """(files, J) of a scalable model's file of all layers, ``files[k-1]`` cut after layer k, each checked to
+    decode to the encoder's own reconstruction after k layers; J its loss Σ_k λ_k·255²·MSE_k + bits per pixel
+    (the coding tables' bits, the decoder's 8-bit pixels): what refinement lowers."""
+    from lic.imageio import from_tensor, prepare
+    from lic.ratecontrol import prefix_files
+
+    ref = np.asarray(img.convert("RGB"), np.float64)
+    comp, files = prefix_files(prepare(img), model, refine=steps)
+    dist = 0.0
+    for lam, f, x_hat in zip(model.lambdas, files, comp.extra["x_hats"]):
+        dec = np.asarray(codec.decode(f, model=model))
+        assert np.array_equal(dec, np.asarray(from_tensor(x_hat)))
+        dist += lam * float(np.mean((dec - ref) ** 2))
+    return files, dist + comp.extra["table_bits"] / (ref.shape[0] * ref.shape[1])
+
+
+def test_scalable_refinement_lowers_the_loss_of_the_whole_file(photos):
+    """su2020: the latents of all layers are searched together; every prefix of the refined file still
+    decodes (exactly), the file's loss drops, and the same input gives the same file."""
+    m = zoo.load_model("su2020-rnn-hyperprior")
+    img = photos["astronaut"].crop((100, 60, 220, 150))
+    before = zoo.state_digest(m.state_dict())
+    plain, j0 = layered(m, img, 0)
+    refined, j1 = layered(m, img, 10)
+    assert len(refined) == len(plain) == m.layers and j1 < 0.99 * j0
+    assert layered(m, img, 10)[0] == refined
+    assert zoo.state_digest(m.state_dict()) == before and all(p.grad is None for p in m.parameters())
+    choice = lic.ratecontrol.encode(img, m, bpp=8 * len(refined[1]) / (120 * 90), refine=10)
+    assert choice.chosen.data == refined[1]  # rate control picks among the refined prefixes
+
+
+def test_scalable_refinement_in_tiles_without_hyperprior(photos, monkeypatch, one_thread):
+    """The ablation (a factorized prior per layer) refines too, here tile by tile (4 latents = 64 pixels)."""
+    from lic.models import ScalableRecurrentCodec
+
+    monkeypatch.setattr(refine, "TILE", 4)
+    torch.manual_seed(0)
+    m = ScalableRecurrentCodec(hyperprior=False, lambdas=(0.01, 0.04), enc_channels=(8, 8, 8, 8),
+                               dec_channels=(8, 8, 8, 8, 8), latent=8).eval()
+    m.update()
+    img = photos["coffee"].crop((0, 0, 150, 100))
+    _, j0 = layered(m, img, 0)
+    _, j1 = layered(m, img, 6)
+    assert j1 <= j0

@@ -1,4 +1,5 @@
-"""Encoder-side latent refinement for the one-shot transform codecs (``lic compress --refine N``).
+"""Encoder-side latent refinement for the models with quantized latents (``lic compress --refine N``):
+the one-shot transform codecs, and the scalable recurrent codec (su2020, all layers' latents at once).
 
 The analysis transform g_a is trained to give good latents *on average*; for one given image the
 encoder can search for better ones itself (the "amortization gap": Cremer et al., ICML 2018; Campos,
@@ -28,6 +29,13 @@ file.  Cost: each step is a forward and backward pass through g_s and the hyperp
 a plain encode (``benchmarks/refine_kodak.py`` measures seconds and the BD-rate it buys: 50 steps, 21 s
 instead of 0.5 s per Kodak photo on two CPU cores, -14 % BD-rate in PSNR for bmshj2018-hyperprior).
 
+Each model family states its cost J in a *problem* (``model.refine_problem(x, real, quality)``: ``relaxed``,
+``exact``, ``lr``); the search, the tiling and the keeping of the best are shared.  The transform codecs'
+problem is :class:`TransformProblem` below.  The scalable recurrent codec's (:mod:`lic.models.scalable`)
+stacks the latents of all its K layers along the channels and lowers its training loss
+Σ_k λ_k·D_k + R over them, through the unrolled decoder and the float twin of its recurrent
+hyper-synthesis; the exact cost runs the coder's integer scale path.
+
 Memory: the backward pass keeps g_s's feature maps, so latents are refined tile by tile
 (``TILE`` latents square, with ``HALO`` latents of context that are refined with the tile but not kept;
 tile edges fall on the hyper-latent grid), and the last word is a whole-image comparison of the exact
@@ -42,7 +50,7 @@ from .tiling import run_tiled
 
 TILE = 48  # latents (768 pixels) per tile side: a Kodak photo is one tile
 HALO = 4  # latents of context on each side (64 pixels), a multiple of the hyperprior's 4
-LR = 0.02  # Adam step on y, in quantization bins (0.005, 0.01, 0.02 tried on training crops)
+LR = 0.02  # Adam step on y, in quantization bins, for the transform codecs (0.005, 0.01, 0.02 tried on training crops)
 TAU_START, TAU_END, ANNEAL = 0.5, 0.05, 0.7  # SGA temperature: linear decay over the first 70 % of steps
 CHECK_EVERY = 5  # exact cost of round(y) every CHECK_EVERY steps (and after the last)
 MIN_SIDE = 16  # images narrower than one latent are coded as g_a gives them (and MS-SSIM needs some size)
@@ -58,9 +66,15 @@ def _sga(y: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:
     return down + w[1]
 
 
-class _Problem:
+class TransformProblem:
     """The cost J of latents for one block of the padded image, relaxed (differentiable) and exact: the
-    model's own training objective (``rd_cost``) over the block's real pixels (padding left out)."""
+    model's own training objective (``rd_cost``) over the block's real pixels (padding left out).
+
+    A refinable model's ``refine_problem(x, real, quality)`` returns such an object (``relaxed(y, y_soft)``
+    -> a differentiable scalar, ``exact(y)`` -> float, ``lr``: the search's step size); this one serves the
+    one-shot transform codecs, the scalable recurrent codec has its own (:mod:`lic.models.scalable`)."""
+
+    lr = LR
 
     def __init__(self, model, x: torch.Tensor, real: tuple[int, int], quality: int):
         self.m, self.q = model, quality
@@ -83,10 +97,10 @@ class _Problem:
         return float(self.m.rd_cost(self.x, x_hat, bits / self.pixels, self.q))
 
 
-def _refine_block(problem: _Problem, y0: torch.Tensor, steps: int, gen: torch.Generator) -> torch.Tensor:
+def _refine_block(problem, y0: torch.Tensor, steps: int, gen: torch.Generator) -> torch.Tensor:
     best_y, best_j = y0, problem.exact(y0)
     y = y0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([y], lr=LR)
+    opt = torch.optim.Adam([y], lr=problem.lr)
     anneal = max(1, int(ANNEAL * steps))
     for t in range(1, steps + 1):
         tau = max(TAU_END, TAU_START + (TAU_END - TAU_START) * t / anneal)
@@ -126,13 +140,13 @@ def refine_latents(model, x: torch.Tensor, y0: torch.Tensor, quality: int, steps
                     rs, cs = slice(max(0, r0 - HALO), min(lh, r1 + HALO)), slice(max(0, c0 - HALO), min(lw, c1 + HALO))
                     px_r, px_c = slice(16 * rs.start, 16 * rs.stop), slice(16 * cs.start, 16 * cs.stop)
                     real = (max(0, min(height, px_r.stop) - px_r.start), max(0, min(width, px_c.stop) - px_c.start))
-                    problem = _Problem(model, x[..., px_r, px_c], real, quality)
+                    problem = model.refine_problem(x[..., px_r, px_c], real, quality)
                     if problem.pixels > 0:  # else the tile is all padding: g_a's latents stay
                         block = _refine_block(problem, y0[..., rs, cs], steps, gen)
                         y[..., r0:r1, c0:c1] = block[..., r0 - rs.start:r1 - rs.start, c0 - cs.start:c1 - cs.start]
                     if progress is not None:
                         progress(steps)
-            whole = _Problem(model, x, (height, width), quality)
+            whole = model.refine_problem(x, (height, width), quality)
             if len(range(0, lh, TILE)) * len(range(0, lw, TILE)) > 1 and whole.exact(y) >= whole.exact(y0):
                 return y0
     finally:
@@ -147,4 +161,4 @@ def blocks(model, height: int, width: int) -> int:
     return -(-lh // TILE) * -(-lw // TILE)
 
 
-__all__ = ["refine_latents", "blocks"]
+__all__ = ["refine_latents", "blocks", "TransformProblem"]

@@ -72,6 +72,12 @@ class TransformCodec(CompressionModel):
         return bpp + self.lambdas[quality - 1] * 255 ** 2 * torch.mean((x_hat.float() - x.float()) ** 2)
 
     # -- coding tables ---------------------------------------------------------------------
+    def refine_problem(self, x: torch.Tensor, real: tuple[int, int], quality: int):
+        """The cost that ``compress(..., refine=N)`` lowers, for latents of the padded block ``x``."""
+        from .refine import TransformProblem
+
+        return TransformProblem(self, x, real, quality)
+
     def tables_current(self) -> bool:
         return self.latent.tables_current()
 
