@@ -64,20 +64,20 @@ def cmd_compress(args) -> int:
 
     codec.check_refine(model, args.refine)
 
-    def encode(img, bar: bool = False):
-        if not rate:
-            if not (args.refine and bar and not args.quiet):
-                return codec.encode(img, model=model, quality=args.quality, refine=args.refine), None
+    def encode(img, bar: bool = False, progress=None):
+        if args.refine and bar and not args.quiet:  # the one slow case: a progress bar over the search's steps
             from tqdm import tqdm
 
-            from .models.refine import blocks
+            from .ratecontrol import refine_steps
 
-            with tqdm(total=args.refine * blocks(model, img.height, img.width), desc="refine", unit="step",
-                      leave=False) as t:
-                return codec.encode(img, model=model, quality=args.quality, refine=args.refine, progress=t.update), None
+            total = refine_steps(model, img.height, img.width, args.refine, per_quality=bool(rate))
+            with tqdm(total=total, desc="refine", unit="step", leave=False) as t:
+                return encode(img, progress=t.update)
+        if not rate:
+            return codec.encode(img, model=model, quality=args.quality, refine=args.refine, progress=progress), None
         from . import ratecontrol
 
-        choice = ratecontrol.encode(img, model, **rate, refine=args.refine)
+        choice = ratecontrol.encode(img, model, **rate, refine=args.refine, progress=progress)
         return codec.Encoded(choice.data, None, container.read(choice.data).header), choice
 
     if src.is_dir():

@@ -61,7 +61,7 @@ def _planes(rgb: np.ndarray, mode: str) -> np.ndarray:
     return a[..., 0] if mode == "LA" else (a[..., :3] if mode == "RGBA" else a)
 
 
-def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 0):
+def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 0, progress=None):
     """Encode a prepared image once with a progressive model: ``(compressed, files)``, where ``files[k-1]``
     is the complete .lic file of the first k layers (header, alpha and ICC profile included: what ``head -c`` at
     that chunk boundary gives) and ``compressed.extra["x_hats"][k-1]`` what it decodes to.  ``refine``: steps of
@@ -74,7 +74,7 @@ def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 
     n = m.check_quality(max_quality if max_quality is not None else m.qualities[-1])
     with torch.inference_mode():
         if refine:
-            comp = m.compress(to_tensor(p.rgb), n, reconstruct=True, refine=refine)
+            comp = m.compress(to_tensor(p.rgb), n, reconstruct=True, refine=refine, progress=progress)
         else:
             comp = m.compress(to_tensor(p.rgb), n, reconstruct=True)
     x_hats = comp.extra.get("x_hats")
@@ -90,8 +90,9 @@ def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 
     return comp, files
 
 
-def candidates(image, model, max_quality: int | None = None, refine: int = 0) -> list[Candidate]:
-    """Every file the rate control can choose from, with its size and PSNR."""
+def candidates(image, model, max_quality: int | None = None, refine: int = 0, progress=None) -> list[Candidate]:
+    """Every file the rate control can choose from, with its size and PSNR (``progress(n)``: told of the
+    refinement's steps, :func:`refine_steps` in all)."""
     from .codec import _resolve
 
     m = _resolve(model)
@@ -100,7 +101,7 @@ def candidates(image, model, max_quality: int | None = None, refine: int = 0) ->
     ref = _planes(p.rgb, p.mode)
     out = []
     if m.progressive:
-        comp, files = prefix_files(p, m, max_quality, refine=refine)
+        comp, files = prefix_files(p, m, max_quality, refine=refine, progress=progress)
         for k, data in enumerate(files, 1):
             out.append(Candidate(k, data, 8 * len(data) / (w * h),
                                  metrics.psnr(ref, _planes(from_tensor(comp.extra["x_hats"][k - 1]), p.mode))))
@@ -108,7 +109,7 @@ def candidates(image, model, max_quality: int | None = None, refine: int = 0) ->
     from .codec import encode
 
     for q in m.qualities:
-        enc = encode(image, model=m, quality=q, reconstruct=True, refine=refine)
+        enc = encode(image, model=m, quality=q, reconstruct=True, refine=refine, progress=progress)
         rgb = np.asarray(enc.reconstruction.convert("RGB"))
         out.append(Candidate(q, enc.data, 8 * len(enc.data) / (w * h), metrics.psnr(ref, _planes(rgb, p.mode))))
     return out
@@ -140,8 +141,18 @@ def choose(cands: list[Candidate], iterations: int | None = None, bpp: float | N
     return Choice(cands[-1], cands, reached=False, mode="psnr")
 
 
+def refine_steps(model, height: int, width: int, refine: int, per_quality: bool = True) -> int:
+    """How many refinement steps an encode takes for an image of this size (for progress bars): once over
+    the layers for a progressive model; for a one-shot model once per quality level in rate control
+    (:func:`encode`, ``per_quality``), else once."""
+    from .models.refine import blocks
+
+    once = refine * blocks(model, height, width)
+    return once * len(model.qualities) if per_quality and not model.progressive else once
+
+
 def encode(image, model, iterations: int | None = None, bpp: float | None = None,
-           psnr: float | None = None, refine: int = 0) -> Choice:
+           psnr: float | None = None, refine: int = 0, progress=None) -> Choice:
     """Encode ``image`` once and pick the file that meets the target (see the module docstring);
     ``refine``: encoder-side latent search, at every quality level tried (one-shot models) or over all the
     layers coded (su2020)."""
@@ -152,4 +163,4 @@ def encode(image, model, iterations: int | None = None, bpp: float | None = None
     if iterations is not None and not m.progressive:
         raise ModelError(f"model '{getattr(m, 'lic_name', m.name)}' is not progressive: --iterations does not apply")
     # with a fixed iteration count, coding further than K is wasted work
-    return choose(candidates(image, m, max_quality=iterations, refine=refine), iterations, bpp, psnr)
+    return choose(candidates(image, m, max_quality=iterations, refine=refine, progress=progress), iterations, bpp, psnr)

@@ -149,3 +149,17 @@ def test_scalable_refinement_in_tiles_without_hyperprior(photos, monkeypatch, on
     _, j0 = layered(m, img, 0)
     _, j1 = layered(m, img, 6)
     assert j1 <= j0
+
+
+def test_rate_control_with_refine_through_the_cli(tmp_path, photos):
+    """``lic compress --bpp B --refine N`` (a progress bar over the search's steps) writes the file the API gives."""
+    import lic
+    from lic.cli import main
+
+    img = photos["chelsea"].crop((0, 0, 96, 64))
+    img.save(tmp_path / "c.png")
+    for name in ("su2020-rnn-hyperprior", "bmshj2018-hyperprior"):
+        out = tmp_path / f"{name}.lic"
+        assert main(["compress", str(tmp_path / "c.png"), "-o", str(out), "--model", name, "--bpp", "1.0",
+                     "--refine", "3"]) == 0
+        assert out.read_bytes() == lic.compress(img, model=name, bpp=1.0, refine=3)
