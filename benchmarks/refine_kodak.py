@@ -7,11 +7,12 @@ decoded pixels), and encode wall seconds; every file is decoded and checked to e
 A progressive model (su2020-rnn-hyperprior) codes all its layers once per image, plain and refined, and each
 prefix is a quality level (cost: the loss Σ_k λ_k·D_k + R of the whole file, which refinement lowers).  Then the
 BD-rate of the refined curve against the plain one (mean bpp and quality per quality level, pchip), in PSNR
-and in MS-SSIM dB, and for bmshj2018-hyperprior against its published curve (../shared/anchors/kodak_rd.csv).
+and in MS-SSIM dB, and (all 24 images) of both curves against the published curve the model's issue names
+(../shared/anchors/kodak_rd.csv): bmshj2018-hyperprior's own, BPG 4:4:4 for su2020-rnn-hyperprior.
 Decoding is the same program for both, so decode time is not measured here (benchmarks/kodak_rd.py).
 
     python benchmarks/refine_kodak.py [--model NAME|WEIGHTS] [--steps 50] [--every 1] [--qualities 1 2 ...]
-                                      [--threads 2] [--kodak DIR] [--out DIR]
+                                      [--threads 2] [--kodak DIR] [--out DIR] [--summary-only]
 
 ``--every K`` takes every K-th Kodak image (kodim01, kodim(1+K), ...) to spend less time.  Writes
 OUT/per_image.csv and OUT/summary.json (default results/refine_kodak/MODEL-stepsN).
@@ -41,12 +42,19 @@ from lic.imageio import read_image  # noqa: E402
 from lic.runtime import keep_freed_memory  # noqa: E402
 
 ANCHORS = ROOT.parent / "shared" / "anchors" / "kodak_rd.csv"
-PUBLISHED = "bmshj2018-hyperprior_mse_cpu"
+#: the published curve each model's issue measures it against
+PUBLISHED = {"bmshj2018-hyperprior": ("bmshj2018-hyperprior_mse_cpu", "published bmshj2018-hyperprior"),
+             "su2020-rnn-hyperprior": ("bpg_444_x265_ycbcr", "BPG 4:4:4 (published)")}
 
 
-def published():
-    """The published bmshj2018-hyperprior Kodak curve, or None without the anchors file."""
-    return load_published(ANCHORS).get(PUBLISHED) if ANCHORS.is_file() else None
+def published(name: str):
+    """(label, curve) of the published Kodak curve ``name`` is compared with, or None (no anchors file, or no
+    curve for this model)."""
+    if name not in PUBLISHED or not ANCHORS.is_file():
+        return None
+    key, label = PUBLISHED[name]
+    curve = load_published(ANCHORS).get(key)
+    return (label, curve) if curve else None
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -115,9 +123,11 @@ def main() -> int:
     ap.add_argument("--kodak", default=str(ROOT.parent / "shared" / "data" / "kodak"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="no encoding: recompute the summary from OUT/per_image.csv of an earlier run")
     args = ap.parse_args()
     files = sorted(Path(args.kodak).glob("*.png"))[:: args.every]
-    if not files:
+    if not files and not args.summary_only:
         print(f"refine_kodak: no Kodak images in {args.kodak} (pass --kodak DIR)", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
@@ -127,15 +137,22 @@ def main() -> int:
         print(f"refine_kodak: model {args.model} has no encoder-side refinement", file=sys.stderr)
         return 2
     name = getattr(model, "lic_name", model.name)
-    qualities = args.qualities or model.qualities
+    qualities = [q for q in (args.qualities or model.qualities) if q in model.qualities]
     out = Path(args.out or ROOT / "results" / "refine_kodak" / f"{name}-steps{args.steps}")
+    if args.summary_only:
+        if not (out / "per_image.csv").is_file():
+            print(f"refine_kodak: no {out / 'per_image.csv'} to summarize", file=sys.stderr)
+            return 2
+        with open(out / "per_image.csv", newline="") as f:
+            rows = [{k: v if k == "image" else v == "True" if k == "decoded_equals_encoder" else float(v)
+                     for k, v in r.items()} for r in csv.DictReader(f)]
+        qualities = [q for q in qualities if any(r["quality"] == q for r in rows)]
+        return summarize(rows, args, name, qualities, out)
     out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
     warm = read_image(files[0]).crop((0, 0, 64, 64))
     codec.encode(warm, model=model, quality=qualities[0], refine=2)  # first-call initialisation
-    if model.progressive:
-        qualities = [q for q in qualities if q <= model.qualities[-1]]
     rows = []
     for path in tqdm(files, desc="kodak", unit="image"):
         img = read_image(path)
@@ -152,11 +169,17 @@ def main() -> int:
         wr = csv.DictWriter(f, fieldnames=list(rows[0]))
         wr.writeheader()
         wr.writerows(rows)
+    return summarize(rows, args, name, qualities, out)
+
+
+def summarize(rows: list[dict], args, name: str, qualities: list[int], out: Path) -> int:
+    """Means per quality, BD-rates, the checks; written to OUT/summary.json and printed."""
+    images = sorted({r["image"] for r in rows})
     keys = ("bpp", "psnr", "ms_ssim", "ms_ssim_db", "cost", "encode_s")
     means = {s: [{k: float(np.mean([r[k] for r in rows if r["quality"] == q and r["steps"] == s])) for k in keys}
                  for q in qualities] for s in (0, args.steps)}
     plain, refined = means[0], means[args.steps]
-    summary = {"model": name, "steps": args.steps, "images": [p.name for p in files], "qualities": qualities,
+    summary = {"model": name, "steps": args.steps, "images": images, "qualities": qualities,
                "threads": args.threads, "torch": torch.__version__, "cpu": machine(),
                "command": "python benchmarks/refine_kodak.py " + " ".join(sys.argv[1:]),
                "plain": dict(zip(map(str, qualities), plain)), "refined": dict(zip(map(str, qualities), refined)),
@@ -166,25 +189,28 @@ def main() -> int:
                    if r["steps"] == args.steps and (r["image"], r["quality"]) == (p["image"], p["quality"]))}
     if len(qualities) >= 2:
         summary["bd_rate_pct_refined_vs_plain"] = {k: bd(xy(plain, k), xy(refined, k)) for k in ("psnr", "ms_ssim_db")}
-    pub = published()
-    if pub and len(qualities) >= 2 and args.every == 1 and name.startswith("bmshj2018"):
-        summary["bd_rate_psnr_pct_vs_published_bmshj2018"] = {
-            label: bd(pub.xy("psnr"), xy(curve, "psnr")) for label, curve in (("plain", plain), ("refined", refined))}
+    pub = published(name)
+    if pub and len(qualities) >= 2 and len(images) == 24:  # published curves are means over all 24 images
+        label, curve = pub
+        summary["bd_rate_psnr_pct_vs_published"] = {"anchor": label, **{
+            which: bd(curve.xy("psnr"), xy(c, "psnr")) for which, c in (("plain", plain), ("refined", refined))}}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"{'q':>2} {'plain bpp':>9} {'PSNR':>6} {'MS-SSIM':>8} {'cost':>7} {'enc s':>6}   "
           f"{'refined bpp':>11} {'PSNR':>6} {'MS-SSIM':>8} {'cost':>7} {'enc s':>6}")
     for q, p, r in zip(qualities, plain, refined):
         print(f"{q:>2} {p['bpp']:9.4f} {p['psnr']:6.2f} {p['ms_ssim']:8.4f} {p['cost']:7.4f} {p['encode_s']:6.2f}   "
               f"{r['bpp']:11.4f} {r['psnr']:6.2f} {r['ms_ssim']:8.4f} {r['cost']:7.4f} {r['encode_s']:6.2f}")
+
     def pct(v):
         return "n/a" if v is None else f"{v:+.2f} %"
 
     if "bd_rate_pct_refined_vs_plain" in summary:
         b = summary["bd_rate_pct_refined_vs_plain"]
         print(f"BD-rate refined ({args.steps} steps) vs plain: {pct(b['psnr'])} (PSNR), {pct(b['ms_ssim_db'])} "
-              f"(MS-SSIM dB), {len(files)} images")
-    for label, v in summary.get("bd_rate_psnr_pct_vs_published_bmshj2018", {}).items():
-        print(f"BD-rate (PSNR) {label} vs published bmshj2018-hyperprior: {pct(v)}")
+              f"(MS-SSIM dB), {len(images)} images")
+    if "bd_rate_psnr_pct_vs_published" in summary:
+        b = summary["bd_rate_psnr_pct_vs_published"]
+        print(f"BD-rate (PSNR) vs {b['anchor']}: plain {pct(b['plain'])}, refined {pct(b['refined'])}")
     print(f"decoded = encoder's reconstruction: {summary['all_decoded_equal_encoder']}; "
           f"refined cost never higher: {summary['refined_cost_never_higher']}")
     print(f"written: {out / 'per_image.csv'}, {out / 'summary.json'}")
