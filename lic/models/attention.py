@@ -245,6 +245,12 @@ class AttentionCodec(TransformCodec):
         refinement (:mod:`lic.models.refine`) minimizes for one image."""
         return self.rate_weight * bpp + self.lambdas[quality - 1] * self.distortion(self.distortion_terms(x, x_hat))
 
+    def refine_lr(self, quality: int) -> float:
+        """The latent search's step size: refinement's default at every quality (not tuned for this loss)."""
+        from .refine import LR
+
+        return LR
+
     def training_loss(self, x: torch.Tensor, out: dict, quality: int):
         """(loss, bpp, mse): :meth:`rd_cost` of a batch."""
         x = x.float()

@@ -50,7 +50,7 @@ from .tiling import run_tiled
 
 TILE = 48  # latents (768 pixels) per tile side: a Kodak photo is one tile
 HALO = 4  # latents of context on each side (64 pixels), a multiple of the hyperprior's 4
-LR = 0.02  # Adam step on y, in quantization bins, for the transform codecs (0.005, 0.01, 0.02 tried on training crops)
+LR = 0.02  # Adam step on y, in quantization bins (0.005, 0.01, 0.02 tried on training crops); the models' refine_lr
 TAU_START, TAU_END, ANNEAL = 0.5, 0.05, 0.7  # SGA temperature: linear decay over the first 70 % of steps
 CHECK_EVERY = 5  # exact cost of round(y) every CHECK_EVERY steps (and after the last)
 MIN_SIDE = 16  # images narrower than one latent are coded as g_a gives them (and MS-SSIM needs some size)
@@ -74,7 +74,6 @@ class TransformProblem:
     -> a differentiable scalar, ``exact(y)`` -> float, ``lr``: the search's step size); this one serves the
     one-shot transform codecs, the scalable recurrent codec has its own (:mod:`lic.models.scalable`)."""
 
-    lr = LR
 
     def __init__(self, model, x: torch.Tensor, real: tuple[int, int], quality: int):
         self.m, self.q = model, quality
@@ -82,6 +81,7 @@ class TransformProblem:
         self.x = x[..., : self.h, : self.w]
         self.pixels = self.h * self.w
         self.inv_gain = model._gain(quality, inverse=True).detach()
+        self.lr = model.refine_lr(quality)
 
     def relaxed(self, y: torch.Tensor, y_soft: torch.Tensor) -> torch.Tensor:
         bits = self.m.latent.relaxed_bits(y, y_soft)
