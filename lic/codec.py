@@ -61,7 +61,7 @@ def check_refine(m: CompressionModel, refine: int) -> None:
 def encode(image: Image.Image, model="bmshj2018-hyperprior", quality: int | None = None,
            reconstruct: bool = False, refine: int = 0, progress=None) -> Encoded:
     """``refine``: steps of encoder-side latent search (:mod:`lic.models.refine`): smaller files at the
-    same quality for a much longer encode (README: 50 steps took 21 s instead of 0.5 s for a Kodak photo on
+    same quality for a much longer encode (README: 50 steps took about 20 s instead of 0.5 s for a Kodak photo on
     two CPU cores); decoding is unchanged."""
     m = _resolve(model)
     q = m.default_quality if quality is None else int(quality)
