@@ -75,7 +75,6 @@ class TransformProblem:
     -> a differentiable scalar, ``exact(y)`` -> float, ``lr``: the search's step size); this one serves the
     one-shot transform codecs, the scalable recurrent codec has its own (:mod:`lic.models.scalable`)."""
 
-
     def __init__(self, model, x: torch.Tensor, real: tuple[int, int], quality: int):
         self.m, self.q = model, quality
         self.h, self.w = real  # rows and columns of the block that are image, not padding

@@ -80,13 +80,13 @@ class TransformCodec(CompressionModel):
 
         return LR * max(1.0, self.lambdas[quality - 1] / 0.009) ** (2 / 3)
 
-    # -- coding tables ---------------------------------------------------------------------
     def refine_problem(self, x: torch.Tensor, real: tuple[int, int], quality: int):
         """The cost that ``compress(..., refine=N)`` lowers, for latents of the padded block ``x``."""
         from .refine import TransformProblem
 
         return TransformProblem(self, x, real, quality)
 
+    # -- coding tables ---------------------------------------------------------------------
     def tables_current(self) -> bool:
         return self.latent.tables_current()
 
