@@ -263,7 +263,8 @@ def cmd_eval(args) -> int:
                        refine=args.refine)
     print(f"{'q':>3} {'bpp':>8} {'PSNR':>8} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
     for q, v in summary["qualities"].items():
-        print(f"{q:>3} {v['bpp']:8.4f} {v['psnr']:8.2f} {v['ms_ssim']:8.4f} {v['encode_s']:7.3f} {v['decode_s']:7.3f}")
+        ms = "n/a" if v["ms_ssim"] is None else f"{v['ms_ssim']:.4f}"
+        print(f"{q:>3} {v['bpp']:8.4f} {v['psnr']:8.2f} {ms:>8} {v['encode_s']:7.3f} {v['decode_s']:7.3f}")
     print(f"written: {out / 'per_image.csv'}, {out / 'summary.json'}")
     return 0
 

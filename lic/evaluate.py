@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,12 @@ from .imageio import read_image
 
 FIELDS = ["image", "width", "height", "quality", "bytes", "bpp", "psnr", "ms_ssim", "ms_ssim_db",
           "table_bytes", "encode_s", "decode_s"]
+
+
+def _mean(values: list[float]) -> float | None:
+    """Mean over the values that are defined (MS-SSIM is not for small images); None if there are none."""
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) if kept else None
 
 
 def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=True, refine: int = 0) -> dict:
@@ -61,7 +68,13 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
                "qualities": {}}
     for q in qualities:
         sel = [r for r in rows if r["quality"] == q]
-        summary["qualities"][str(q)] = {k: float(np.nanmean([r[k] for r in sel])) for k in FIELDS[4:]}
+        summary["qualities"][str(q)] = {k: _mean([r[k] for r in sel]) for k in FIELDS[4:]}
+        summary["qualities"][str(q)]["ms_ssim_images"] = sum(not math.isnan(r["ms_ssim"]) for r in sel)
+    small = sum(math.isnan(r["ms_ssim"]) for r in rows if r["quality"] == qualities[0])
+    if small:
+        warnings.warn(f"MS-SSIM needs images of at least {metrics.MS_SSIM_MIN_SIDE} px on the short side: not measured "
+                      f"for {small} of {len(files)} images (their means leave them out; null when none is left)",
+                      stacklevel=2)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

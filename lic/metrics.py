@@ -35,13 +35,16 @@ def psnr(a, b) -> float:
     return math.inf if m == 0 else 10 * math.log10(255.0 ** 2 / m)
 
 
+MS_SSIM_MIN_SIDE = 161  # five scales of an 11-tap window: shorter sides give NaN (not measured)
+
+
 def ms_ssim(a, b) -> float:
     from pytorch_msssim import ms_ssim as _ms_ssim
 
     a, b = _as_array(a), _as_array(b)
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
-    if min(a.shape[:2]) < 161:
+    if min(a.shape[:2]) < MS_SSIM_MIN_SIDE:
         return math.nan
     ta = torch.from_numpy(a.astype(np.float32)).reshape(a.shape[0], a.shape[1], -1).permute(2, 0, 1)[None]
     tb = torch.from_numpy(b.astype(np.float32)).reshape(b.shape[0], b.shape[1], -1).permute(2, 0, 1)[None]

@@ -209,6 +209,30 @@ def test_eval_writes_csv_and_json(tmp_path, photos):
         assert float(r["bpp"]) == pytest.approx(8 * int(r["bytes"]) / (168 * 200))
 
 
+def test_eval_of_images_too_small_for_ms_ssim(tmp_path, photos):
+    """MS-SSIM is undefined below 161 px: the means leave such images out (null when none is left, so the
+    JSON stays strict), and one warning line says so."""
+    import json
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    photos["coffee"].crop((0, 0, 96, 64)).save(d / "small.png")
+    photos["coffee"].save(d / "large.png")
+    p = subprocess.run([sys.executable, "-m", "lic", "eval", str(d), "--qualities", "1", "--out", str(tmp_path / "ev"),
+                        "--quiet"], capture_output=True, text=True)
+    assert p.returncode == 0 and "Traceback" not in p.stderr
+    assert [line for line in p.stderr.splitlines() if line.strip()] == [
+        "lic: warning: MS-SSIM needs images of at least 161 px on the short side: not measured for 1 of 2 images "
+        "(their means leave them out; null when none is left)"]
+    strict = lambda c: pytest.fail(f"non-JSON constant {c}")  # noqa: E731
+    q1 = json.loads((tmp_path / "ev" / "summary.json").read_text(), parse_constant=strict)["qualities"]["1"]
+    assert q1["ms_ssim_images"] == 1 and 0 < q1["ms_ssim"] < 1
+    (d / "large.png").unlink()
+    assert main(["eval", str(d), "--qualities", "1", "--out", str(tmp_path / "ev2"), "--quiet"]) == 0
+    q1 = json.loads((tmp_path / "ev2" / "summary.json").read_text(), parse_constant=strict)["qualities"]["1"]
+    assert q1["ms_ssim"] is None and q1["ms_ssim_db"] is None and q1["ms_ssim_images"] == 0 and q1["psnr"] > 20
+
+
 def test_a_closed_output_pipe_stops_quietly(monkeypatch, capsys):
     """`lic models | head -1`: the reader leaves early; lic stops without an 'internal error' line."""
     import io
