@@ -38,7 +38,7 @@ from lic import codec, metrics  # noqa: E402
 from lic.bench.bdrate import bd_rate  # noqa: E402
 from lic.bench.measure import machine  # noqa: E402
 from lic.bench.results import load_published  # noqa: E402
-from lic.imageio import read_image  # noqa: E402
+from lic.imageio import from_tensor, read_image, to_tensor  # noqa: E402
 from lic.runtime import keep_freed_memory  # noqa: E402
 
 ANCHORS = ROOT.parent / "shared" / "anchors" / "kodak_rd.csv"
@@ -57,10 +57,6 @@ def published(name: str):
     return (label, curve) if curve else None
 
 
-def _tensor(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float() / 255
-
-
 def _quality(ref: np.ndarray, dec: np.ndarray) -> dict:
     ms = metrics.ms_ssim(ref, dec)
     return {"psnr": metrics.psnr(ref, dec), "ms_ssim": ms, "ms_ssim_db": metrics.ms_ssim_db(ms)}
@@ -73,7 +69,7 @@ def measure(img, ref, model, q, steps) -> dict:
     seconds = time.perf_counter() - t0
     dec = np.asarray(codec.decode(enc.data, model=model))
     h, w = ref.shape[:2]
-    cost = model.rd_cost(_tensor(ref), _tensor(dec), torch.tensor(enc.table_bits / (w * h)), q)
+    cost = model.rd_cost(to_tensor(ref), to_tensor(dec), torch.tensor(enc.table_bits / (w * h)), q)
     return {"bytes": len(enc.data), "bpp": 8 * len(enc.data) / (w * h), **_quality(ref, dec), "cost": float(cost),
             "encode_s": seconds, "decoded_equals_encoder": bool(np.array_equal(dec, np.asarray(enc.reconstruction)))}
 
@@ -92,8 +88,8 @@ def measure_layers(img, ref, model, steps) -> list[dict]:
     rows, dist = [], 0.0
     for k, data in enumerate(files, 1):
         dec = np.asarray(codec.decode(data, model=model))
-        own = np.floor(comp.extra["x_hats"][k - 1][0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-        dist += model.lambdas[k - 1] * float(model.distortion(_tensor(dec), _tensor(ref)))
+        own = from_tensor(comp.extra["x_hats"][k - 1])
+        dist += model.lambdas[k - 1] * float(model.distortion(to_tensor(dec), to_tensor(ref)))
         rows.append({"bytes": len(data), "bpp": 8 * len(data) / (w * h), **_quality(ref, dec), "encode_s": seconds,
                      "decoded_equals_encoder": bool(np.array_equal(dec, own))})
     for r in rows:

@@ -103,7 +103,6 @@ def test_eval_measures_refined_files(tmp_path, photos):
     assert cost[1] <= cost[0]  # the model's own objective, from what eval wrote (one image: mean = value)
 
 
-
 def layered(model, img, steps):
     """(files, J) of a scalable model's file of all layers, ``files[k-1]`` cut after layer k, each checked to
     decode to the encoder's own reconstruction after k layers; J its loss Σ_k λ_k·255²·MSE_k + bits per pixel
@@ -153,7 +152,6 @@ def test_scalable_refinement_in_tiles_without_hyperprior(photos, monkeypatch, on
 
 def test_rate_control_with_refine_through_the_cli(tmp_path, photos):
     """``lic compress --bpp B --refine N`` (a progress bar over the search's steps) writes the file the API gives."""
-    import lic
     from lic.cli import main
 
     img = photos["chelsea"].crop((0, 0, 96, 64))
