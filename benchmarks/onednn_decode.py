@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""What lic's choice of PyTorch's native convolution costs in decode time, and what it buys.
+"""Which CPU convolution backend keeps a model's decoded pixels independent of the thread count, and how fast.
 
-``lic.models.base.coding`` turns oneDNN (mkldnn) off while a model compresses or decompresses, because
-oneDNN's fp32 convolutions are not the same sums at every thread count: the decoded pixels could differ
-by a code value between a 1-thread and a 2-thread decode.  This script measures both sides on one image
-per model, decoding the same file:
+``lic.models.base.coding`` runs each model's compress/decompress with the backend the model chose
+(``onednn_while_coding``): oneDNN (mkldnn) for the channels-last transform models, PyTorch's native
+convolution for the recurrent ones, because on some machines the other backend's fp32 sums change with
+the thread count, and so could the decoded pixels by a code value.  This script measures both backends
+on one image per model, decoding the same file:
 
 * the decode wall time with the native convolution and with oneDNN, at 1 and at ``--threads`` threads
   (best of ``--repeat``);
@@ -51,7 +52,7 @@ def backend(onednn: bool, threads: int):
     try:
         yield
     finally:
-        base.ONEDNN_WHILE_CODING = False
+        base.ONEDNN_WHILE_CODING = None  # back to each model's own choice
 
 
 def decode_with(data: bytes, model, onednn: bool, threads: int, repeat: int) -> tuple[np.ndarray, float]:

@@ -197,6 +197,27 @@ def test_same_file_and_image_whatever_the_thread_count():
     assert runs[0].stdout.strip() and runs[0].stdout == runs[1].stdout == runs[2].stdout
 
 
+WHOLE_PHOTO = r"""
+import sys, hashlib, numpy as np, torch
+torch.set_num_threads(int(sys.argv[2]))
+import lic
+from skimage import data
+b = lic.compress(data.astronaut(), model=sys.argv[1], quality=3)
+d = lic.decompress(b, model=sys.argv[1])
+print(hashlib.sha256(b).hexdigest(), hashlib.sha256(np.asarray(d).tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("name", ["bmshj2018-hyperprior", "attention-hyperprior"])
+def test_shipped_transform_models_code_a_whole_photo_the_same_at_1_and_2_threads(name):
+    """A 512x512 photo through the shipped weights: large enough that a convolution backend whose sums
+    depend on the thread count shows it (PyTorch's native one changed 9-20 samples of an
+    attention-hyperprior decode on an Intel host; lic.models.base.coding)."""
+    runs = [subprocess.run([sys.executable, "-c", WHOLE_PHOTO, name, str(n)], capture_output=True, text=True,
+                           check=True) for n in (1, 2)]
+    assert runs[0].stdout.strip() and runs[0].stdout == runs[1].stdout
+
+
 def test_coding_computes_the_training_function(tiny, photos):
     """Coding runs the transforms channels-last, GDN in place: the same function as the training pass
     (to float rounding); the weights keep their values and can still be trained afterwards."""

@@ -29,31 +29,47 @@ class Compressed:
     extra: dict = field(default_factory=dict)
 
 
-#: Whether compress/decompress may use oneDNN convolutions.  Off: see :func:`coding`.  Only
-#: ``benchmarks/onednn_decode.py`` turns it on, to measure what that would change.
-ONEDNN_WHILE_CODING = False
+#: Overrides every model's ``onednn_while_coding`` when not None.  Only ``benchmarks/onednn_decode.py``
+#: sets it, to measure both backends on the same model.
+ONEDNN_WHILE_CODING: bool | None = None
+
+
+def onednn_while_coding(model) -> bool:
+    """Whether ``model``'s compress/decompress run their convolutions with oneDNN (mkldnn) or with
+    PyTorch's native CPU convolution (see :func:`coding`)."""
+    if ONEDNN_WHILE_CODING is not None:
+        return ONEDNN_WHILE_CODING
+    return bool(getattr(model, "onednn_while_coding", False))
 
 
 def coding(fn):
-    """Decorator for compress/decompress: no autograd, and no oneDNN convolutions.
+    """Decorator for compress/decompress: no autograd, and the convolution backend the model chose.
 
-    oneDNN was seen to pick different fp32 convolution algorithms for
-    different thread counts (on contiguous NCHW tensors), so the synthesized
-    pixels could differ by one code value between a 1-thread and a 2-thread
-    decode.  PyTorch's native convolution gives identical results at 1 and 2
-    threads (tested).  ``benchmarks/onednn_decode.py`` measures both on the
-    channels-last transform models: there oneDNN is about 2x faster, and at 8
-    threads the native convolution, not oneDNN, changed one sample.
+    The decoder's float arithmetic must not depend on the thread count: a file decodes to the same
+    pixels on 1 thread or on 8.  Which CPU backend keeps its sums in the same order depends on the
+    tensors' layout, measured with ``benchmarks/onednn_decode.py`` on three hosts (Intel Xeon and AMD
+    EPYC with AVX-512):
+
+    * channels-last transform models (``bmshj2018-hyperprior``, the attention models): oneDNN gave the
+      same pixels and files at 1, 2, 3, 4 and 8 threads everywhere, and is 1.4-2x faster; PyTorch's
+      native convolution changed 9-20 samples of an attention-hyperprior decode between 1 and 2
+      threads on the Intel host, and a bmshj2018-hyperprior decode at 4 or 8 threads on an AMD one.
+      They set ``onednn_while_coding = True``.
+    * the recurrent models (small NCHW convolutions): oneDNN changed a few samples between 1 and 2
+      threads, the native convolution none.  They keep it (``onednn_while_coding = False``).
+
+    The latents a decoder reads from a file never depend on either (the entropy models' tables and the
+    hyperpriors run in integers), only the synthesized pixels' float rounding could.
     """
     import functools
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(model, *args, **kwargs):
         previous = torch.backends.mkldnn.enabled
-        torch.backends.mkldnn.enabled = ONEDNN_WHILE_CODING
+        torch.backends.mkldnn.enabled = onednn_while_coding(model)
         try:
             with torch.no_grad():
-                return fn(*args, **kwargs)
+                return fn(model, *args, **kwargs)
         finally:
             torch.backends.mkldnn.enabled = previous
 
@@ -78,6 +94,8 @@ class CompressionModel(nn.Module):
     prefix_unit: str = "layers"
     #: whether compress() takes ``refine=N`` (encoder-side latent search, lic.models.refine)
     refinable: bool = False
+    #: whether compress/decompress use oneDNN convolutions rather than PyTorch's native ones (see ``coding``)
+    onednn_while_coding: bool = False
 
     def config(self) -> dict:
         """Constructor arguments, stored with the weights."""

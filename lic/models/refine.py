@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import torch
 
+from .base import onednn_while_coding
 from .tiling import run_tiled
 
 TILE = 48  # latents (768 pixels) per tile side: a Kodak photo is one tile
@@ -97,7 +98,8 @@ class TransformProblem:
         return float(self.m.rd_cost(self.x, x_hat, bits / self.pixels, self.q))
 
 
-def _refine_block(problem, y0: torch.Tensor, steps: int, gen: torch.Generator) -> torch.Tensor:
+def _refine_block(problem, y0: torch.Tensor, steps: int, gen: torch.Generator, onednn: bool) -> torch.Tensor:
+    """``onednn``: whether the decoder convolves with oneDNN (``base.coding``); ``problem.exact`` must, too."""
     best_y, best_j = y0, problem.exact(y0)
     y = y0.clone().requires_grad_(True)
     opt = torch.optim.Adam([y], lr=problem.lr)
@@ -109,7 +111,7 @@ def _refine_block(problem, y0: torch.Tensor, steps: int, gen: torch.Generator) -
             loss = problem.relaxed(y, _sga(y, tau, gen))
             (y.grad,) = torch.autograd.grad(loss, [y])  # only y's gradient: the model's own stay untouched
         finally:
-            torch.backends.mkldnn.enabled = False
+            torch.backends.mkldnn.enabled = onednn
         opt.step()
         if t % CHECK_EVERY == 0 or t == steps:
             j = problem.exact(y.detach())
@@ -128,7 +130,8 @@ def refine_latents(model, x: torch.Tensor, y0: torch.Tensor, quality: int, steps
     gen = torch.Generator().manual_seed(seed)
     lh, lw = y0.shape[-2:]
     previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False  # as in decoding (lic.models.base.coding)
+    onednn = onednn_while_coding(model)
+    torch.backends.mkldnn.enabled = onednn  # as in decoding (lic.models.base.coding)
     try:
         with torch.inference_mode(False), torch.enable_grad():
             x = x.detach().clone()  # copies made here: tensors from inference mode cannot enter autograd
@@ -142,7 +145,7 @@ def refine_latents(model, x: torch.Tensor, y0: torch.Tensor, quality: int, steps
                     real = (max(0, min(height, px_r.stop) - px_r.start), max(0, min(width, px_c.stop) - px_c.start))
                     problem = model.refine_problem(x[..., px_r, px_c], real, quality)
                     if problem.pixels > 0:  # else the tile is all padding: g_a's latents stay
-                        block = _refine_block(problem, y0[..., rs, cs], steps, gen)
+                        block = _refine_block(problem, y0[..., rs, cs], steps, gen, onednn)
                         y[..., r0:r1, c0:c1] = block[..., r0 - rs.start:r1 - rs.start, c0 - cs.start:c1 - cs.start]
                     if progress is not None:
                         progress(steps)

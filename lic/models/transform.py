@@ -37,6 +37,7 @@ class TransformCodec(CompressionModel):
     # gradient, as the decoder will, while the rate term keeps additive noise (Minnen & Singh, ICIP 2020)
     mixed_quantization: bool = False
     refinable = True  # compress(..., refine=N) searches for better latents (lic.models.refine)
+    onednn_while_coding = True  # on channels-last tensors its sums do not depend on the thread count (base.coding)
 
     def init_gains(self) -> None:
         """Gains start at (λ_Q / λ_mid)^½: finer quantization for a higher λ."""
@@ -131,10 +132,10 @@ class TransformCodec(CompressionModel):
         return self._synthesize(y_hat, quality, (height, width))
 
     def _channels_last(self) -> None:
-        """Coding runs the transforms on channels-last (NHWC) tensors with channels-last weights: PyTorch's
-        own CPU convolutions (oneDNN is off while coding, see ``coding``) then take about half the time
-        they take on NCHW tensors, with the same independence from the thread count (tested).  The
-        latent codec still sees plain NCHW tensors.  Changes the weights' memory layout only, not values."""
+        """Coding runs the transforms on channels-last (NHWC) tensors with channels-last weights: there
+        oneDNN's convolutions are fast and give the same sums at any thread count (``base.coding``,
+        tested).  The latent codec still sees plain NCHW tensors.  Changes the weights' memory layout
+        only, not values."""
         first = next(p for p in self.g_s.parameters() if p.dim() == 4)
         if not first.is_contiguous(memory_format=torch.channels_last):
             with torch.inference_mode(False):  # weights made in inference mode could not be trained any more
