@@ -26,6 +26,10 @@ def _as_image(image):
         from .imageio import read_image
 
         return read_image(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):  # the bytes of an image file
+        from .imageio import read_image_bytes
+
+        return read_image_bytes(bytes(image), "image bytes")
     import numpy as np
 
     a = np.asarray(image)
@@ -38,7 +42,7 @@ def _as_image(image):
 
 def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iterations: int | None = None,
              bpp: float | None = None, psnr: float | None = None, refine: int = 0) -> bytes:
-    """Compress a PIL image, a path or a uint8 array into the bytes of a ``.lic`` file.
+    """Compress a PIL image, a path, the bytes of an image file or a uint8 array into the bytes of a ``.lic`` file.
 
     Rate control (one of): ``iterations`` (progressive models: stop after K), ``bpp``
     (the most iterations / highest quality whose file fits the budget, header included),

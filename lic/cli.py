@@ -46,14 +46,38 @@ def _fmt_size(n: int) -> str:
     return f"{n:,} bytes"
 
 
+#: the file name that stands for standard input (as INPUT) or standard output (as -o), as in cwebp or gzip
+STDIO = "-"
+
+
+def _read_stdin(what: str) -> bytes:
+    stream = sys.stdin
+    if stream is None or stream.isatty():
+        raise InputError(f"{STDIO}: standard input is a terminal; pipe {what} into it or name a file")
+    return stream.buffer.read()
+
+
+def _check_stdout() -> None:
+    """Before any work: binary output is not sent to a terminal (as gzip and zstd refuse to)."""
+    if sys.stdout is None or sys.stdout.isatty():
+        raise OutputError(f"{STDIO}: will not write binary data to a terminal (redirect standard output or give -o FILE)")
+
+
+def _write_stdout(data: bytes) -> None:
+    """Written only once the whole output exists, so that an error never leaves half of it in a pipe."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 # -- commands ----------------------------------------------------------------
 def cmd_compress(args) -> int:
     from . import codec, container
     from .data import list_images
-    from .imageio import read_image
+    from .imageio import read_image, read_image_bytes
 
+    from_stdin = args.input == STDIO
     src = Path(args.input)
-    if not src.exists():
+    if not from_stdin and not src.exists():
         raise InputError(f"{src}: no such file or folder")
     model = _load(args.model)
     if args.quality is not None:
@@ -80,8 +104,8 @@ def cmd_compress(args) -> int:
         choice = ratecontrol.encode(img, model, **rate, refine=args.refine, progress=progress)
         return codec.Encoded(choice.data, None, container.read(choice.data).header), choice
 
-    if src.is_dir():
-        if not args.output:
+    if not from_stdin and src.is_dir():
+        if not args.output or args.output == STDIO:
             raise OutputError("a folder input needs -o OUTPUT_FOLDER")
         dst = Path(args.output)
         files = list_images(src)
@@ -110,35 +134,52 @@ def cmd_compress(args) -> int:
         if done and not args.quiet:
             print(f"{done} images -> {dst}: {_fmt_size(total_bytes)}, {8 * total_bytes / total_px:.4f} bpp")
         return 1 if failed else 0
-    out = Path(args.output) if args.output else src.with_suffix(".lic")
-    check_output(out, args.force, (src,))
-    img = read_image(src)
+    to_stdout = args.output == STDIO or (from_stdin and not args.output)
+    if to_stdout:
+        _check_stdout()
+    else:
+        out = Path(args.output) if args.output else src.with_suffix(".lic")
+        check_output(out, args.force, () if from_stdin else (src,))
+    img = read_image_bytes(_read_stdin("an image"), "stdin") if from_stdin else read_image(src)
     enc, choice = encode(img, bar=True)
-    write_atomic(out, enc.data)
+    if to_stdout:
+        _write_stdout(enc.data)
+    else:
+        write_atomic(out, enc.data)
     if not args.quiet:
         h = enc.header
+        names = f"{'stdin' if from_stdin else src} -> {'stdout' if to_stdout else out}"
+        report = sys.stderr if to_stdout else sys.stdout  # standard output carries the file
         if choice is None:
-            print(f"{src} -> {out}: {_fmt_size(len(enc.data))}, {8 * len(enc.data) / (h.width * h.height):.4f} bpp "
-                  f"({h.width}x{h.height} {h.mode}, {h.model} q{h.quality})")
+            print(f"{names}: {_fmt_size(len(enc.data))}, {8 * len(enc.data) / (h.width * h.height):.4f} bpp "
+                  f"({h.width}x{h.height} {h.mode}, {h.model} q{h.quality})", file=report)
         else:
             c = choice.chosen
             level = f"{c.quality} {model.prefix_unit}" if model.progressive else f"q{c.quality}"
             note = "" if choice.reached else f", target {args.psnr:g} dB not reached"
-            print(f"{src} -> {out}: {_fmt_size(len(c.data))}, {c.bpp:.4f} bpp, PSNR {c.psnr:.2f} dB "
-                  f"({h.width}x{h.height} {h.mode}, {h.model} {level}{note})")
+            print(f"{names}: {_fmt_size(len(c.data))}, {c.bpp:.4f} bpp, PSNR {c.psnr:.2f} dB "
+                  f"({h.width}x{h.height} {h.mode}, {h.model} {level}{note})", file=report)
     return 0
 
 
 def cmd_decompress(args) -> int:
+    import io
+
     from . import codec
 
+    from_stdin = args.input == STDIO
     src = Path(args.input)
-    if not src.is_file():
+    if not from_stdin and not src.is_file():
         raise InputError(f"{src}: no such file")
-    out = Path(args.output) if args.output else src.with_suffix(".png")
-    check_output(out, args.force, (src,))
-    fmt = _pil_format(out)
-    data = src.read_bytes()
+    to_stdout = args.output == STDIO or (from_stdin and not args.output)
+    if to_stdout:  # PNG: the one format that keeps every mode and the colour profile
+        _check_stdout()
+        fmt = "PNG"
+    else:
+        out = Path(args.output) if args.output else src.with_suffix(".png")
+        check_output(out, args.force, () if from_stdin else (src,))
+        fmt = _pil_format(out)
+    data = _read_stdin("a .lic file") if from_stdin else src.read_bytes()
     mode = codec.read_header(data).header.mode
     if fmt == "JPEG" and mode in ("LA", "RGBA"):
         raise OutputError(f"{out}: JPEG has no alpha channel and this image is {mode} (write .png, .webp or .tif)")
@@ -151,9 +192,15 @@ def cmd_decompress(args) -> int:
                           "(write .png to keep it)", stacklevel=2)
         img.save(tmp, format=fmt, **({"icc_profile": icc} if icc else {}))
 
-    write_atomic(out, save=save)
+    if to_stdout:
+        buf = io.BytesIO()
+        save(buf)
+        _write_stdout(buf.getvalue())
+    else:
+        write_atomic(out, save=save)
     if not args.quiet:
-        print(f"{src} -> {out}: {img.size[0]}x{img.size[1]} {img.mode}")
+        print(f"{'stdin' if from_stdin else src} -> {'stdout (PNG)' if to_stdout else out}: "
+              f"{img.size[0]}x{img.size[1]} {img.mode}", file=sys.stderr if to_stdout else sys.stdout)
     return 0
 
 
@@ -171,9 +218,12 @@ def cmd_info(args) -> int:
     from . import container
 
     src = Path(args.input)
-    if not src.is_file():
+    if args.input == STDIO:
+        data, src = _read_stdin("a .lic file"), "stdin"
+    elif not src.is_file():
         raise InputError(f"{src}: no such file")
-    data = src.read_bytes()
+    else:
+        data = src.read_bytes()
     f = container.read(data)
     h = f.header
     px = h.width * h.height
@@ -301,8 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     c = sub.add_parser("compress", help="image (or folder of images) -> .lic")
-    c.add_argument("input")
-    c.add_argument("-o", "--output", help="output file (folder for a folder input); default: INPUT.lic")
+    c.add_argument("input", help="image file, folder of images, or - for standard input")
+    c.add_argument("-o", "--output", help="output file (folder for a folder input), - for standard output; "
+                                          "default: INPUT.lic (standard output for - as INPUT)")
     c.add_argument("--model", help="model name (see 'lic models') or weights file")
     c.add_argument("-q", "--quality", type=int, help="quality level (model-specific, see 'lic models')")
     rc = c.add_mutually_exclusive_group()
@@ -318,8 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compress)
 
     d = sub.add_parser("decompress", help=".lic -> image")
-    d.add_argument("input")
-    d.add_argument("-o", "--output", help="output image (format from the extension); default: INPUT.png")
+    d.add_argument("input", help=".lic file, or - for standard input")
+    d.add_argument("-o", "--output", help="output image (format from the extension), - for PNG on standard output; "
+                                          "default: INPUT.png (standard output for - as INPUT)")
     d.add_argument("--model", help="weights file, when the file was made with weights that are not installed")
     d.add_argument("--layers", "--iterations", dest="layers", type=int, help="progressive models: decode the first K")
     d.add_argument("-f", "--force", action="store_true")
@@ -327,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_decompress)
 
     i = sub.add_parser("info", help="print the header and chunk table of a .lic file")
-    i.add_argument("input")
+    i.add_argument("input", help=".lic file, or - for standard input")
     i.set_defaults(func=cmd_info)
 
     m = sub.add_parser("models", help="list installed models and their rates")

@@ -63,21 +63,33 @@ def read_image(path: str | Path) -> Image.Image:
         raise InputError(f"{path}: is a folder, not an image")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
+    return _open_image(path, str(path), path.name)
+
+
+def read_image_bytes(data: bytes, label: str = "stdin") -> Image.Image:
+    """The same as :func:`read_image` for the bytes of an image file (e.g. read from standard input);
+    ``label`` names them in errors and warnings."""
+    if not data:
+        raise InputError(f"{label}: empty input")
+    return _open_image(io.BytesIO(data), label, label)
+
+
+def _open_image(source, label: str, short: str) -> Image.Image:
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             deep = any(";16" in str(getattr(t, "args", t[3] if len(t) > 3 else "")) for t in (im.tile or []))
             frames = getattr(im, "n_frames", 1)
             im.load()
             if frames > 1:
-                warnings.warn(f"{path.name}: {frames} frames; only the first is coded", stacklevel=2)
+                warnings.warn(f"{short}: {frames} frames; only the first is coded", stacklevel=3)
             if deep and im.mode in ("RGB", "RGBA"):
-                warnings.warn(f"{path.name}: 16-bit per channel image reduced to 8 bits", stacklevel=2)
+                warnings.warn(f"{short}: 16-bit per channel image reduced to 8 bits", stacklevel=3)
             im = ImageOps.exif_transpose(im)
             return im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+        raise InputError(f"{label}: not a readable image ({exc.__class__.__name__}: {exc})") from None
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{path}: {exc}") from None
+        raise InputError(f"{label}: {exc}") from None
 
 
 def _to_8bit(im: Image.Image) -> np.ndarray:

@@ -36,6 +36,59 @@ def test_compress_decompress_info(tmp_path, photo_file):
     assert "toderici2017-rnn" in stdout  # trainable architectures are listed even without shipped weights
 
 
+def pipe(*args, stdin: bytes = b"", stdout=subprocess.PIPE):
+    """The real command with bytes on standard input: exit code, stdout bytes, stderr text."""
+    p = subprocess.run([sys.executable, "-m", "lic", *map(str, args)], input=stdin, stdout=stdout,
+                       stderr=subprocess.PIPE)
+    return p.returncode, p.stdout, p.stderr.decode()
+
+
+def test_standard_input_and_output(tmp_path, photo_file):
+    """'-' stands for standard input (INPUT) and standard output (-o), as with cwebp or gzip: the same
+    bytes as through files; the report goes to stderr, so that stdout carries nothing but the data."""
+    assert main(["compress", str(photo_file), "-o", str(tmp_path / "a.lic"), "-q", "2", "--quiet"]) == 0
+    assert main(["decompress", str(tmp_path / "a.lic"), "-o", str(tmp_path / "a.png"), "--quiet"]) == 0
+    rc, data, err = pipe("compress", "-", "-o", "-", "-q", "2", stdin=photo_file.read_bytes())
+    assert rc == 0 and data == (tmp_path / "a.lic").read_bytes()
+    assert err.startswith("stdin -> stdout:") and "bpp" in err
+    rc, png, err = pipe("decompress", "-", stdin=data)  # INPUT '-' without -o: standard output
+    assert rc == 0 and png.startswith(b"\x89PNG") and "stdin -> stdout (PNG): 256x192 RGB" in err  # the fixture photo
+    (tmp_path / "b.png").write_bytes(png)
+    assert Image.open(tmp_path / "b.png").tobytes() == Image.open(tmp_path / "a.png").tobytes()
+    rc, out, err = pipe("info", "-", stdin=data)
+    assert rc == 0 and b"file      stdin (" in out and b"chunks    2 (complete)" in out
+    rc, data2, err = pipe("compress", photo_file, "-o", "-", "-q", "2", "--quiet")  # a file to standard output
+    assert rc == 0 and data2 == data and err == ""
+    rc, _, err = pipe("decompress", "-", "-o", tmp_path / "c.png", "--quiet", stdin=data)  # and the other way
+    assert rc == 0 and Image.open(tmp_path / "c.png").tobytes() == Image.open(tmp_path / "a.png").tobytes()
+
+
+def test_standard_input_and_output_bad_cases(tmp_path, photo_file):
+    rc, out, err = pipe("compress", "-", "-o", tmp_path / "e.lic")  # nothing piped in
+    one_line_error(rc, err)
+    assert "stdin: empty input" in err and not (tmp_path / "e.lic").exists()
+    rc, out, err = pipe("compress", "-", stdin=b"not an image")
+    one_line_error(rc, err)
+    assert "stdin: not a readable image" in err and out == b""
+    rc, out, err = pipe("decompress", "-", stdin=b"not a .lic file")
+    one_line_error(rc, err)
+    assert "not a .lic file" in err and out == b""
+    rc, out, err = pipe("compress", photo_file.parent, "-o", "-")
+    one_line_error(rc, err)
+    assert "a folder input needs -o OUTPUT_FOLDER" in err
+    if sys.platform.startswith("linux"):  # binary data is not sent to a terminal
+        import pty
+
+        leader, follower = pty.openpty()
+        try:
+            rc, _, err = pipe("compress", "-", stdin=photo_file.read_bytes(), stdout=follower)
+        finally:
+            os.close(follower)
+            os.close(leader)
+        one_line_error(rc, err)
+        assert "will not write binary data to a terminal" in err
+
+
 def test_models_describes_progressive_models(tmp_path, monkeypatch, capsys):
     """Shipped progressive models are described by their own terms (iterations, layers), and a long
     per-iteration Kodak list is cut to 1, 2, 4, 8, 16 iterations."""

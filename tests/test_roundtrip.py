@@ -12,7 +12,7 @@ from PIL import Image
 
 import lic
 from lic import codec
-from lic.errors import FormatError, ModelError
+from lic.errors import FormatError, InputError, ModelError
 
 
 def encode_decode(img, model, quality=None):
@@ -120,10 +120,13 @@ def test_exif_orientation_is_applied(tiny, tmp_path, photos):
     assert dec.size == (img.size[1], img.size[0])
 
 
-def test_api_accepts_paths_and_arrays(tiny, photo_file):
+def test_api_accepts_paths_arrays_and_file_bytes(tiny, photo_file):
     a = lic.decompress(lic.compress(photo_file, model=tiny), model=tiny)
     b = lic.decompress(lic.compress(np.asarray(Image.open(photo_file)), model=tiny), model=tiny)
     assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert lic.compress(photo_file.read_bytes(), model=tiny) == lic.compress(photo_file, model=tiny)
+    with pytest.raises(InputError, match="not a readable image"):
+        lic.compress(b"not an image", model=tiny)
 
 
 def test_other_weights_are_refused_by_name(tiny_weights, photos):
