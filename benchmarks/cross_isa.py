@@ -12,11 +12,13 @@ that cap the instruction set the libraries may use, as a CPU without AVX-512 or 
 * ``MKL_ENABLE_INSTRUCTIONS`` — MKL's matrix products (PyTorch's native convolution): ``AVX2`` or ``SSE4_2``.
 
 For each cap it counts the decoded 8-bit samples that differ from the uncapped decode, and the largest
-difference.  A cap the machine lacks anyway changes nothing; a capped run is not a real older CPU (thread
+difference.  ``--float64-synthesis`` repeats it for the transform models with their synthesis transform
+in float64 (an experiment, patched in here; lic itself decodes in float32) and sets its decode time beside
+lic's own.  Decode seconds: the second of two decodes in one process.  A cap the machine lacks anyway changes nothing; a capped run is not a real older CPU (thread
 blocking and cache sizes stay this machine's), so this bounds the effect, it does not certify another host.
 
     python benchmarks/cross_isa.py [--models ...] [--image PATH] [--quality 2] [--threads 2]
-           [--out results/cross_isa.json]
+           [--float64-synthesis] [--out results/cross_isa.json]
 
 Default image: kodim13 from ``../shared/data/kodak``, or scikit-image's astronaut when Kodak is absent.
 """
@@ -51,20 +53,36 @@ DECODE = r"""
 import sys, numpy as np, torch
 torch.set_num_threads(int(sys.argv[4]))
 import lic
-d = np.asarray(lic.decompress(open(sys.argv[2], "rb").read(), model=sys.argv[1]))
+model = lic.load_model(sys.argv[1])
+if sys.argv[5] == "float64":  # the transform models' synthesis in float64 (oneDNN has none: native convolutions)
+    from lic.models import base
+    from lic.models.transform import TransformCodec
+    synthesize = TransformCodec._synthesize
+    model.g_s.double()
+    base.ONEDNN_WHILE_CODING = False
+    TransformCodec._gain = (lambda gain: lambda self, q, inverse=False: gain(self, q, inverse).double())(TransformCodec._gain)
+    TransformCodec._synthesize = lambda self, y_hat, q, size: synthesize(self, y_hat.double(), q, size)
+import time
+data = open(sys.argv[2], "rb").read()
+lic.decompress(data, model=model)  # warm-up; the second decode is timed
+t = time.perf_counter()
+d = np.asarray(lic.decompress(data, model=model))
+seconds = time.perf_counter() - t
 np.save(sys.argv[3], d)
-print(torch.backends.cpu.get_cpu_capability())
+print(torch.backends.cpu.get_cpu_capability(), seconds)
 """
 
 
-def decode(name: str, lic_file: Path, out: Path, threads: int, caps: dict) -> tuple[np.ndarray, str]:
+def decode(name: str, lic_file: Path, out: Path, threads: int, caps: dict, precision: str) -> tuple[np.ndarray, str, float]:
+    """The decoded pixels, the kernels PyTorch used, the decode's seconds (the second of two in one process)."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
     env.update(caps)
-    run = subprocess.run([sys.executable, "-c", DECODE, name, str(lic_file), str(out), str(threads)], env=env,
-                         capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-c", DECODE, name, str(lic_file), str(out), str(threads), precision],
+                         env=env, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"decode of {name} under {caps} failed: {run.stderr.strip().splitlines()[-1]}")
-    return np.load(out), run.stdout.strip()
+    kernels, seconds = run.stdout.split()
+    return np.load(out), kernels, float(seconds)
 
 
 def main() -> int:
@@ -73,8 +91,12 @@ def main() -> int:
     ap.add_argument("--image", help="default: kodim13, or scikit-image's astronaut without Kodak")
     ap.add_argument("--quality", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--float64-synthesis", action="store_true",
+                    help="decode the transform models (bmshj2018, attention) with their synthesis in float64: "
+                         "what an exact-everywhere decoder would cost (an experiment: lic decodes in float32)")
     ap.add_argument("--out", default=str(ROOT / "results" / "cross_isa.json"))
     args = ap.parse_args()
+    precision = "float64" if args.float64_synthesis else "float32"
 
     import torch
 
@@ -93,10 +115,15 @@ def main() -> int:
 
         img, label = Image.fromarray(data.astronaut()), "skimage astronaut"
     result = {"image": label, "size": [img.width, img.height], "quality": args.quality, "threads": args.threads,
-              "cpu": machine(), "torch": torch.__version__,
+              "cpu": machine(), "torch": torch.__version__, "synthesis": precision,
               "command": "python benchmarks/cross_isa.py " + " ".join(sys.argv[1:]), "caps": CAPS, "models": {}}
-    print(f"{label} {img.width}x{img.height}, q{args.quality}, {args.threads} threads; {machine()}")
-    print(f"{'model':24} {'cap':20} {'kernels':8} {'samples differing':>18} {'max diff':>8}")
+    if args.float64_synthesis:
+        from lic.models.transform import TransformCodec
+
+        args.models = [n for n in args.models if isinstance(lic.load_model(n), TransformCodec)]
+    print(f"{label} {img.width}x{img.height}, q{args.quality}, {args.threads} threads, {precision} synthesis; "
+          f"{machine()}")
+    print(f"{'model':24} {'cap':20} {'kernels':8} {'samples differing':>18} {'max diff':>8} {'decode s':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name in args.models:
@@ -104,15 +131,22 @@ def main() -> int:
             quality = min(max(args.quality, model.qualities[0]), model.qualities[-1])
             lic_file = tmp / f"{name}.lic"
             lic_file.write_bytes(lic.compress(img, model=model, quality=quality))
-            ref, kernels = decode(name, lic_file, tmp / "ref.npy", args.threads, {})
-            rows = {"quality": quality, "samples": int(ref.size), "uncapped kernels": kernels}
-            print(f"{name:24} {'none':20} {kernels:8} {0:18,} {0:8}")
+            ref, kernels, seconds = decode(name, lic_file, tmp / "ref.npy", args.threads, {}, precision)
+            rows = {"quality": quality, "samples": int(ref.size), "uncapped kernels": kernels, "decode_s": seconds}
+            if args.float64_synthesis:  # and how far the float64 decode is from lic's own (float32) one
+                own, _, own_seconds = decode(name, lic_file, tmp / "own.npy", args.threads, {}, "float32")
+                rows["samples_differing_from_float32_decode"] = int((own != ref).sum())
+                rows["float32_decode_s"] = own_seconds
+                print(f"{name:24} float64 vs lic's float32 decode: {rows['samples_differing_from_float32_decode']:,} "
+                      f"samples differ; decode {seconds:.2f} s against {own_seconds:.2f} s")
+            print(f"{name:24} {'none':20} {kernels:8} {0:18,} {0:8} {seconds:8.2f}")
             for cap, env in CAPS.items():
-                pixels, kernels = decode(name, lic_file, tmp / "cap.npy", args.threads, env)
+                pixels, kernels, secs = decode(name, lic_file, tmp / "cap.npy", args.threads, env, precision)
                 diff = np.abs(pixels.astype(np.int16) - ref.astype(np.int16))
                 rows[cap] = {"kernels": kernels, "samples_differing": int((diff > 0).sum()),
-                             "max_difference": int(diff.max())}
-                print(f"{'':24} {cap:20} {kernels:8} {rows[cap]['samples_differing']:18,} {rows[cap]['max_difference']:8}")
+                             "max_difference": int(diff.max()), "decode_s": secs}
+                print(f"{'':24} {cap:20} {kernels:8} {rows[cap]['samples_differing']:18,} {rows[cap]['max_difference']:8} "
+                      f"{secs:8.2f}")
             result["models"][name] = rows
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
