@@ -116,14 +116,17 @@ def cmd_compress(args) -> int:
         dst.mkdir(parents=True, exist_ok=True)
         from tqdm import tqdm
 
-        failed, total_bytes, total_px = [], 0, 0
+        failed, total_bytes, total_px, written = [], 0, 0, {}
         for f in tqdm(files, desc="compress", unit="image", disable=args.quiet):
             out = dst / f.relative_to(src).with_suffix(".lic")
             try:
+                if out in written:  # photo.png and photo.jpg side by side: never one over the other
+                    raise OutputError(f"{f}: its output {out} is already {written[out]}'s (rename one of them)")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 check_output(out, args.force, (f,))
                 enc, _ = encode(read_image(f))
                 write_atomic(out, enc.data)
+                written[out] = f
                 total_bytes += len(enc.data)
                 total_px += enc.header.width * enc.header.height
             except LicError as exc:
@@ -132,7 +135,7 @@ def cmd_compress(args) -> int:
             print(f"{PROG}: error: {msg}", file=sys.stderr)
         done = len(files) - len(failed)
         if done and not args.quiet:
-            print(f"{done} images -> {dst}: {_fmt_size(total_bytes)}, {8 * total_bytes / total_px:.4f} bpp")
+            print(f"{done} image{'s' if done > 1 else ''} -> {dst}: {_fmt_size(total_bytes)}, {8 * total_bytes / total_px:.4f} bpp")
         return 1 if failed else 0
     to_stdout = args.output == STDIO or (from_stdin and not args.output)
     if to_stdout:
@@ -169,6 +172,8 @@ def cmd_decompress(args) -> int:
 
     from_stdin = args.input == STDIO
     src = Path(args.input)
+    if not from_stdin and src.is_dir():
+        return _decompress_folder(args, src)
     if not from_stdin and not src.is_file():
         raise InputError(f"{src}: no such file")
     to_stdout = args.output == STDIO or (from_stdin and not args.output)
@@ -202,6 +207,41 @@ def cmd_decompress(args) -> int:
         print(f"{'stdin' if from_stdin else src} -> {'stdout (PNG)' if to_stdout else out}: "
               f"{img.size[0]}x{img.size[1]} {img.mode}", file=sys.stderr if to_stdout else sys.stdout)
     return 0
+
+
+def _decompress_folder(args, src: Path) -> int:
+    """Every ``.lic`` file under ``src`` to a PNG at the same place under ``-o``; a file that fails is
+    reported (one line each) and the others go on; exit status 1 if any failed."""
+    from tqdm import tqdm
+
+    from . import codec
+
+    if not args.output or args.output == STDIO:
+        raise OutputError("a folder input needs -o OUTPUT_FOLDER")
+    dst = Path(args.output)
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() == ".lic")
+    if not files:
+        raise InputError(f"{src}: no .lic files found in this folder")
+    if dst.exists() and not dst.is_dir():
+        raise OutputError(f"{dst}: exists and is not a folder")
+    dst.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for f in tqdm(files, desc="decompress", unit="file", disable=args.quiet):
+        out = dst / f.relative_to(src).with_suffix(".png")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            check_output(out, args.force, (f,))
+            img = codec.decode(f.read_bytes(), model=args.model, layers=args.layers)
+            icc = img.info.get("icc_profile")
+            write_atomic(out, save=lambda tmp: img.save(tmp, format="PNG", **({"icc_profile": icc} if icc else {})))
+        except LicError as exc:
+            failed.append(str(exc) if isinstance(exc, OutputError) else f"{f}: {exc}")  # naming the file at fault
+    for msg in failed:
+        print(f"{PROG}: error: {msg}", file=sys.stderr)
+    done = len(files) - len(failed)
+    if done and not args.quiet:
+        print(f"{done} file{'s' if done > 1 else ''} -> {dst} (PNG)")
+    return 1 if failed else 0
 
 
 def _pil_format(out: Path) -> str:
@@ -368,10 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=cmd_compress)
 
-    d = sub.add_parser("decompress", help=".lic -> image")
-    d.add_argument("input", help=".lic file, or - for standard input")
-    d.add_argument("-o", "--output", help="output image (format from the extension), - for PNG on standard output; "
-                                          "default: INPUT.png (standard output for - as INPUT)")
+    d = sub.add_parser("decompress", help=".lic (or folder of .lic files) -> image")
+    d.add_argument("input", help=".lic file, folder of .lic files, or - for standard input")
+    d.add_argument("-o", "--output", help="output image (format from the extension), - for PNG on standard output, "
+                                          "or a folder for a folder input (PNG files); default: INPUT.png "
+                                          "(standard output for - as INPUT)")
     d.add_argument("--model", help="weights file, when the file was made with weights that are not installed")
     d.add_argument("--layers", "--iterations", dest="layers", type=int, help="progressive models: decode the first K")
     d.add_argument("-f", "--force", action="store_true")

@@ -7,6 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
+import lic
 from lic.cli import main
 
 
@@ -121,6 +122,35 @@ def test_folder_mode(tmp_path, photos):
     assert main(["compress", str(src), "-o", str(tmp_path / "out"), "--quiet"]) == 0
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.lic")) == \
         ["a.lic", "sub/b.lic"]
+    # and back: a folder of .lic files to a folder of PNGs, the same images as one file at a time
+    assert main(["decompress", str(tmp_path / "out"), "-o", str(tmp_path / "back"), "--quiet"]) == 0
+    for name in ("a", "sub/b"):
+        assert main(["decompress", str(tmp_path / "out" / f"{name}.lic"), "-o", str(tmp_path / "one.png"), "--quiet",
+                     "--force"]) == 0
+        assert Image.open(tmp_path / "back" / f"{name}.png").tobytes() == Image.open(tmp_path / "one.png").tobytes()
+
+
+def test_folder_mode_reports_each_failure_and_goes_on(tmp_path, photos, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    photos["coffee"].save(src / "a.png")
+    photos["chelsea"].save(src / "a.jpg")  # both would be a.lic: the second is refused, not written over the first
+    photos["chelsea"].save(src / "b.png")
+    assert main(["compress", str(src), "-o", str(tmp_path / "out"), "--quiet", "--force"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a.png: its output" in err[0] and "already" in err[0] and "a.jpg" in err[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.lic", "b.lic"]
+    assert lic.decompress((tmp_path / "out" / "a.lic").read_bytes()).size == photos["chelsea"].size  # a.jpg's
+    (tmp_path / "out" / "c.lic").write_bytes((tmp_path / "out" / "b.lic").read_bytes()[:-5])  # truncated
+    assert main(["decompress", str(tmp_path / "out"), "-o", str(tmp_path / "back"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lic: error: ") and "c.lic" in err[0] and "truncated" in err[0]
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == ["a.png", "b.png"]
+    (tmp_path / "empty").mkdir()
+    assert main(["decompress", str(tmp_path / "empty"), "-o", str(tmp_path / "x")]) == 2
+    assert "no .lic files found" in capsys.readouterr().err
+    assert main(["decompress", str(tmp_path / "out"), "-o", "-"]) != 0
+    assert "a folder input needs -o OUTPUT_FOLDER" in capsys.readouterr().err
 
 
 def test_existing_output_needs_force_and_input_is_never_overwritten(tmp_path, photo_file):
