@@ -47,11 +47,11 @@ def coding(fn):
 
     The decoder's float arithmetic must not depend on the thread count: a file decodes to the same
     pixels on 1 thread or on 8.  Which CPU backend keeps its sums in the same order depends on the
-    tensors' layout, measured with ``benchmarks/onednn_decode.py`` on three hosts (Intel Xeon and AMD
-    EPYC with AVX-512):
+    tensors' layout, measured with ``benchmarks/onednn_decode.py`` on two hosts (an Intel Xeon and an AMD
+    EPYC, both with AVX-512):
 
     * channels-last transform models (``bmshj2018-hyperprior``, the attention models): oneDNN gave the
-      same pixels and files at 1, 2, 3, 4 and 8 threads everywhere, and is 1.4-2x faster; PyTorch's
+      same pixels and files as at 1 thread at every thread count tried (2 to 8), and is 1.4-2x faster; PyTorch's
       native convolution changed 9-20 samples of an attention-hyperprior decode between 1 and 2
       threads on the Intel host, and a bmshj2018-hyperprior decode at 4 or 8 threads on an AMD one.
       They set ``onednn_while_coding = True``.
