@@ -38,7 +38,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-KODIM13 = ROOT.parent / "shared" / "data" / "kodak" / "kodim13.png"
 MODELS = ["bmshj2018-hyperprior", "attention-hyperprior", "su2020-rnn-hyperprior", "toderici2017-rnn"]
 CAPS = {
     "torch kernels AVX2": {"ATEN_CPU_CAPABILITY": "avx2"},
@@ -101,19 +100,10 @@ def main() -> int:
     import torch
 
     import lic
-    from lic.bench.measure import machine
-    from lic.imageio import read_image
+    from lic.bench.measure import benchmark_photo, machine
 
     torch.set_num_threads(args.threads)
-    if args.image:
-        img, label = read_image(args.image), args.image
-    elif KODIM13.is_file():
-        img, label = read_image(KODIM13), "kodim13.png"
-    else:
-        from PIL import Image
-        from skimage import data
-
-        img, label = Image.fromarray(data.astronaut()), "skimage astronaut"
+    img, label = benchmark_photo(args.image)
     result = {"image": label, "size": [img.width, img.height], "quality": args.quality, "threads": args.threads,
               "cpu": machine(), "torch": torch.__version__, "synthesis": precision,
               "command": "python benchmarks/cross_isa.py " + " ".join(sys.argv[1:]), "caps": CAPS, "models": {}}

@@ -36,12 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lic import codec, zoo  # noqa: E402
-from lic.bench.measure import machine  # noqa: E402
-from lic.imageio import read_image  # noqa: E402
+from lic.bench.measure import benchmark_photo, machine  # noqa: E402
 from lic.models import base  # noqa: E402
 from lic.runtime import keep_freed_memory  # noqa: E402
 
-KODIM13 = ROOT.parent / "shared" / "data" / "kodak" / "kodim13.png"
 
 
 @contextlib.contextmanager
@@ -81,15 +79,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "results" / "onednn_decode.json"))
     args = ap.parse_args()
     keep_freed_memory()
-    if args.image:
-        img, label = read_image(args.image), args.image
-    elif KODIM13.is_file():
-        img, label = read_image(KODIM13), "kodim13.png"
-    else:
-        from PIL import Image
-        from skimage import data
-
-        img, label = Image.fromarray(data.astronaut()), "skimage astronaut"
+    img, label = benchmark_photo(args.image)
     result = {"image": label, "size": [img.width, img.height], "quality": args.quality, "cpu": machine(),
               "torch": torch.__version__, "command": "python benchmarks/onednn_decode.py " + " ".join(sys.argv[1:]),
               "models": {}}

@@ -65,7 +65,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = lic.load_model(args.model)
-    if not getattr(model, "refine_problem", None) or not model.refinable or model.progressive:
+    if not model.refinable or model.progressive:
         raise SystemExit(f"{model.name}: this script tries one-shot refinable models (bmshj2018, attention)")
     images = crops(Path(args.data), args.crops)
     if not images:

@@ -69,6 +69,33 @@ def _write_stdout(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
+def _output_folder(args) -> Path:
+    """``-o`` of a folder input: a folder, made when missing."""
+    if not args.output or args.output == STDIO:
+        raise OutputError("a folder input needs -o OUTPUT_FOLDER")
+    dst = Path(args.output)
+    if dst.exists() and not dst.is_dir():
+        raise OutputError(f"{dst}: exists and is not a folder")
+    dst.mkdir(parents=True, exist_ok=True)
+    return dst
+
+
+def _report_failures(failed: list[str]) -> int:
+    """Folder modes: one error line per file that failed; exit status 1 if any did."""
+    for msg in failed:
+        print(f"{PROG}: error: {msg}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _save_image(img, dest, fmt: str) -> None:
+    """Write a decoded image to a path or binary stream, with its ICC profile where the format holds one."""
+    icc = img.info.get("icc_profile")
+    if icc and fmt not in ("PNG", "JPEG", "WEBP", "TIFF"):
+        warnings.warn(f"{fmt} output cannot hold the file's ICC colour profile; colours may shift "
+                      "(write .png to keep it)", stacklevel=3)
+    img.save(dest, format=fmt, **({"icc_profile": icc} if icc else {}))
+
+
 # -- commands ----------------------------------------------------------------
 def cmd_compress(args) -> int:
     from . import codec, container
@@ -105,15 +132,10 @@ def cmd_compress(args) -> int:
         return codec.Encoded(choice.data, None, container.read(choice.data).header), choice
 
     if not from_stdin and src.is_dir():
-        if not args.output or args.output == STDIO:
-            raise OutputError("a folder input needs -o OUTPUT_FOLDER")
-        dst = Path(args.output)
         files = list_images(src)
         if not files:
             raise InputError(f"{src}: no images found in this folder")
-        if dst.exists() and not dst.is_dir():
-            raise OutputError(f"{dst}: exists and is not a folder")
-        dst.mkdir(parents=True, exist_ok=True)
+        dst = _output_folder(args)
         from tqdm import tqdm
 
         failed, total_bytes, total_px, written = [], 0, 0, {}
@@ -131,12 +153,10 @@ def cmd_compress(args) -> int:
                 total_px += enc.header.width * enc.header.height
             except LicError as exc:
                 failed.append(str(exc))
-        for msg in failed:
-            print(f"{PROG}: error: {msg}", file=sys.stderr)
         done = len(files) - len(failed)
         if done and not args.quiet:
             print(f"{done} image{'s' if done > 1 else ''} -> {dst}: {_fmt_size(total_bytes)}, {8 * total_bytes / total_px:.4f} bpp")
-        return 1 if failed else 0
+        return _report_failures(failed)
     to_stdout = args.output == STDIO or (from_stdin and not args.output)
     if to_stdout:
         _check_stdout()
@@ -189,20 +209,12 @@ def cmd_decompress(args) -> int:
     if fmt == "JPEG" and mode in ("LA", "RGBA"):
         raise OutputError(f"{out}: JPEG has no alpha channel and this image is {mode} (write .png, .webp or .tif)")
     img = codec.decode(data, model=args.model, layers=args.layers)
-
-    def save(tmp):
-        icc = img.info.get("icc_profile")
-        if icc and fmt not in ("PNG", "JPEG", "WEBP", "TIFF"):
-            warnings.warn(f"{fmt} output cannot hold the file's ICC colour profile; colours may shift "
-                          "(write .png to keep it)", stacklevel=2)
-        img.save(tmp, format=fmt, **({"icc_profile": icc} if icc else {}))
-
     if to_stdout:
         buf = io.BytesIO()
-        save(buf)
+        _save_image(img, buf, fmt)
         _write_stdout(buf.getvalue())
     else:
-        write_atomic(out, save=save)
+        write_atomic(out, save=lambda tmp: _save_image(img, tmp, fmt))
     if not args.quiet:
         print(f"{'stdin' if from_stdin else src} -> {'stdout (PNG)' if to_stdout else out}: "
               f"{img.size[0]}x{img.size[1]} {img.mode}", file=sys.stderr if to_stdout else sys.stdout)
@@ -216,15 +228,10 @@ def _decompress_folder(args, src: Path) -> int:
 
     from . import codec
 
-    if not args.output or args.output == STDIO:
-        raise OutputError("a folder input needs -o OUTPUT_FOLDER")
-    dst = Path(args.output)
     files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() == ".lic")
     if not files:
         raise InputError(f"{src}: no .lic files found in this folder")
-    if dst.exists() and not dst.is_dir():
-        raise OutputError(f"{dst}: exists and is not a folder")
-    dst.mkdir(parents=True, exist_ok=True)
+    dst = _output_folder(args)
     failed = []
     for f in tqdm(files, desc="decompress", unit="file", disable=args.quiet):
         out = dst / f.relative_to(src).with_suffix(".png")
@@ -232,16 +239,13 @@ def _decompress_folder(args, src: Path) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             check_output(out, args.force, (f,))
             img = codec.decode(f.read_bytes(), model=args.model, layers=args.layers)
-            icc = img.info.get("icc_profile")
-            write_atomic(out, save=lambda tmp: img.save(tmp, format="PNG", **({"icc_profile": icc} if icc else {})))
+            write_atomic(out, save=lambda tmp: _save_image(img, tmp, "PNG"))
         except LicError as exc:
             failed.append(str(exc) if isinstance(exc, OutputError) else f"{f}: {exc}")  # naming the file at fault
-    for msg in failed:
-        print(f"{PROG}: error: {msg}", file=sys.stderr)
     done = len(files) - len(failed)
     if done and not args.quiet:
         print(f"{done} file{'s' if done > 1 else ''} -> {dst} (PNG)")
-    return 1 if failed else 0
+    return _report_failures(failed)
 
 
 def _pil_format(out: Path) -> str:

@@ -79,6 +79,24 @@ def load_rgb(path: str | Path) -> Image.Image:
         raise InputError(f"cannot read image {path}: {e}") from e
 
 
+#: Kodak beside a checkout of the repository (../shared/data/kodak), where benchmarks look for it by default
+KODAK = Path(__file__).resolve().parents[3] / "shared" / "data" / "kodak"
+
+
+def benchmark_photo(path: str | Path | None = None, kodak_name: str = "kodim13.png") -> tuple[Image.Image, str]:
+    """The one photo a single-image benchmark codes, and its label: ``path`` when given, else Kodak's
+    ``kodak_name`` (from :data:`KODAK`), else scikit-image's astronaut when Kodak is absent."""
+    from ..imageio import read_image
+
+    if path:
+        return read_image(path), str(path)
+    if (KODAK / kodak_name).is_file():
+        return read_image(KODAK / kodak_name), kodak_name
+    from skimage import data
+
+    return Image.fromarray(data.astronaut()), "skimage astronaut"
+
+
 # --- peak memory -------------------------------------------------------------------------------------
 
 
