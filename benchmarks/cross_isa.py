@@ -14,11 +14,12 @@ that cap the instruction set the libraries may use, as a CPU without AVX-512 or 
 For each cap it counts the decoded 8-bit samples that differ from the uncapped decode, and the largest
 difference.  ``--float64-synthesis`` repeats it for the transform models with their synthesis transform
 in float64 (an experiment, patched in here; lic itself decodes in float32) and sets its decode time beside
-lic's own.  Decode seconds: the second of two decodes in one process.  A cap the machine lacks anyway changes nothing; a capped run is not a real older CPU (thread
+lic's own.  ``--exact`` does it for files written with ``lic compress --exact`` (the transform models'
+exact synthesis, :mod:`lic.layers.exact`), decoded by lic as it is.  Decode seconds: the second of two decodes in one process.  A cap the machine lacks anyway changes nothing; a capped run is not a real older CPU (thread
 blocking and cache sizes stay this machine's), so this bounds the effect, it does not certify another host.
 
     python benchmarks/cross_isa.py [--models ...] [--image PATH] [--quality 2] [--threads 2]
-           [--float64-synthesis] [--out results/cross_isa.json]
+           [--float64-synthesis | --exact] [--out results/cross_isa.json]
 
 Default image: kodim13 from ``../shared/data/kodak``, or scikit-image's astronaut when Kodak is absent.
 """
@@ -93,9 +94,14 @@ def main() -> int:
     ap.add_argument("--float64-synthesis", action="store_true",
                     help="decode the transform models (bmshj2018, attention) with their synthesis in float64: "
                          "what an exact-everywhere decoder would cost (an experiment: lic decodes in float32)")
+    ap.add_argument("--exact", action="store_true",
+                    help="files written with --exact (the transform models' exact synthesis), decoded by lic as it is")
     ap.add_argument("--out", default=str(ROOT / "results" / "cross_isa.json"))
     args = ap.parse_args()
-    precision = "float64" if args.float64_synthesis else "float32"
+    if args.exact and args.float64_synthesis:
+        ap.error("--exact and --float64-synthesis exclude each other")
+    precision = "float64" if args.float64_synthesis else "float32"  # how the decoding process patches lic
+    synthesis = "exact" if args.exact else precision
 
     import torch
 
@@ -105,9 +111,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     img, label = benchmark_photo(args.image)
     result = {"image": label, "size": [img.width, img.height], "quality": args.quality, "threads": args.threads,
-              "cpu": machine(), "torch": torch.__version__, "synthesis": precision,
+              "cpu": machine(), "torch": torch.__version__, "synthesis": synthesis,
               "command": "python benchmarks/cross_isa.py " + " ".join(sys.argv[1:]), "caps": CAPS, "models": {}}
-    if args.float64_synthesis:
+    if args.float64_synthesis or args.exact:
         from lic.models.transform import TransformCodec
 
         args.models = [n for n in args.models if isinstance(lic.load_model(n), TransformCodec)]
@@ -120,14 +126,16 @@ def main() -> int:
             model = lic.load_model(name)
             quality = min(max(args.quality, model.qualities[0]), model.qualities[-1])
             lic_file = tmp / f"{name}.lic"
-            lic_file.write_bytes(lic.compress(img, model=model, quality=quality))
+            lic_file.write_bytes(lic.compress(img, model=model, quality=quality, exact=args.exact))
             ref, kernels, seconds = decode(name, lic_file, tmp / "ref.npy", args.threads, {}, precision)
             rows = {"quality": quality, "samples": int(ref.size), "uncapped kernels": kernels, "decode_s": seconds}
-            if args.float64_synthesis:  # and how far the float64 decode is from lic's own (float32) one
-                own, _, own_seconds = decode(name, lic_file, tmp / "own.npy", args.threads, {}, "float32")
+            if args.float64_synthesis or args.exact:  # and how far from lic's float32 decode (of a plain file)
+                plain = tmp / f"{name}-plain.lic"
+                plain.write_bytes(lic.compress(img, model=model, quality=quality))
+                own, _, own_seconds = decode(name, plain, tmp / "own.npy", args.threads, {}, "float32")
                 rows["samples_differing_from_float32_decode"] = int((own != ref).sum())
                 rows["float32_decode_s"] = own_seconds
-                print(f"{name:24} float64 vs lic's float32 decode: {rows['samples_differing_from_float32_decode']:,} "
+                print(f"{name:24} {synthesis} vs the float32 decode: {rows['samples_differing_from_float32_decode']:,} "
                       f"samples differ; decode {seconds:.2f} s against {own_seconds:.2f} s")
             print(f"{name:24} {'none':20} {kernels:8} {0:18,} {0:8} {seconds:8.2f}")
             for cap, env in CAPS.items():

@@ -11,7 +11,9 @@ image equals the encoder's reconstruction.  Then BD-rate against published
 curves (../shared/anchors/kodak_rd.csv).
 
     python benchmarks/kodak_rd.py [--model NAME|WEIGHTS] [--kodak DIR] [--threads 2] [--out DIR]
-                                  [--limit N] [--allocator keep|default]
+                                  [--limit N] [--allocator keep|default] [--exact]
+
+``--exact``: files written with ``lic compress --exact`` (the exact synthesis, lic.layers.exact).
 
 Writes OUT/per_image.csv and OUT/summary.json (default results/kodak_rd/MODEL).
 """
@@ -66,6 +68,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int)
     ap.add_argument("--allocator", choices=("keep", "default"), default="keep",
                     help="keep freed memory for reuse as the lic command does (default), or leave glibc's default")
+    ap.add_argument("--exact", action="store_true", help="files with the exact synthesis (lic compress --exact)")
     ap.add_argument("--out")
     args = ap.parse_args()
     kodak = Path(args.kodak)
@@ -78,30 +81,30 @@ def main() -> int:
     allocator = "glibc, freed memory kept (lic.runtime)" if keep else "default"
     model = lic.load_model(args.model)
     name = getattr(model, "lic_name", model.name)
-    out = Path(args.out or ROOT / "results" / "kodak_rd" / name)
+    out = Path(args.out or ROOT / "results" / "kodak_rd" / (name + ("-exact" if args.exact else "")))
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     from tqdm import tqdm
 
     # warm-up (first-call initialisation is not what a user waits for on every image)
     warm = read_image(files[0])
-    codec.decode(codec.encode(warm, model=model, quality=model.qualities[0]).data, model=model)
+    codec.decode(codec.encode(warm, model=model, quality=model.qualities[0], exact=args.exact).data, model=model)
     for path in tqdm(files, desc="kodak", unit="image"):
         img = read_image(path)
         ref = np.asarray(img.convert("RGB"))
         h, w = ref.shape[:2]
         for q in model.qualities:
             t0 = time.perf_counter()
-            enc = codec.encode(img, model=model, quality=q)
+            enc = codec.encode(img, model=model, quality=q, exact=args.exact)
             t1 = time.perf_counter()
             dec = codec.decode(enc.data, model=model)
             t2 = time.perf_counter()
             # memory in separate calls: PeakMemory first hands freed memory back to the OS
             with PeakMemory() as em:
-                codec.encode(img, model=model, quality=q)
+                codec.encode(img, model=model, quality=q, exact=args.exact)
             with PeakMemory() as dm:
                 codec.decode(enc.data, model=model)
-            recon = codec.encode(img, model=model, quality=q, reconstruct=True)
+            recon = codec.encode(img, model=model, quality=q, reconstruct=True, exact=args.exact)
             assert recon.data == enc.data, "encoding is not deterministic"
             exact = bool(np.array_equal(np.asarray(dec), np.asarray(recon.reconstruction)))
             with torch.no_grad():
@@ -139,7 +142,7 @@ def main() -> int:
         except Exception as exc:  # no overlap, too few points
             bd[PUBLISHED[key]] = {"bd_rate_pct": None, "why": str(exc)}
     summary = {"model": name, "digest": model._lic_digest.hex() if hasattr(model, "_lic_digest") else None,
-               "images": len(files), "threads": args.threads, "torch": torch.__version__,
+               "images": len(files), "threads": args.threads, "synthesis": "exact" if args.exact else "float32", "torch": torch.__version__,
                "cpu": machine(), "memory_method": MEMORY_METHOD,
                "allocator": allocator, "timing": "wall seconds of one call per image and quality, in one process "
                "after a warm-up call, as when coding a folder; peak memory from separate calls",

@@ -41,7 +41,7 @@ def _as_image(image):
 
 
 def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iterations: int | None = None,
-             bpp: float | None = None, psnr: float | None = None, refine: int = 0) -> bytes:
+             bpp: float | None = None, psnr: float | None = None, refine: int = 0, exact: bool = False) -> bytes:
     """Compress a PIL image, a path, the bytes of an image file or a uint8 array into the bytes of a ``.lic`` file.
 
     Rate control (one of): ``iterations`` (progressive models: stop after K), ``bpp``
@@ -50,18 +50,21 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     ``refine``: models with quantized latents (not the binary toderici2017-rnn), N steps of encoder-side
     latent search (:mod:`lic.models.refine`): a smaller file at the same quality for a much longer encode
     (README); decoding is unchanged.
+    ``exact``: the transform codecs (bmshj2018-hyperprior, attention-*) write a file whose decoded pixels are the
+    same on every machine (:mod:`lic.layers.exact`), decoded in several times the time.
     """
     if iterations is None and bpp is None and psnr is None:
         from .codec import encode
 
-        return encode(_as_image(image), model=model, quality=quality, refine=refine).data
+        return encode(_as_image(image), model=model, quality=quality, refine=refine, exact=exact).data
     if quality is not None:
         from .errors import InputError
 
         raise InputError("quality and iterations/bpp/psnr exclude each other")
     from .ratecontrol import encode as encode_rate
 
-    return encode_rate(_as_image(image), model, iterations=iterations, bpp=bpp, psnr=psnr, refine=refine).data
+    return encode_rate(_as_image(image), model, iterations=iterations, bpp=bpp, psnr=psnr, refine=refine,
+                       exact=exact).data
 
 
 def decompress(data: bytes, model=None, layers: int | None = None):

@@ -58,22 +58,34 @@ def check_refine(m: CompressionModel, refine: int) -> None:
                          f"quantized latents: bmshj2018-hyperprior, attention-*, su2020-*)")
 
 
+def check_exact(m: CompressionModel, exact: bool) -> None:
+    if exact and not getattr(m, "exact_synthesis", False):
+        raise ModelError(f"model '{_name(m)}' has no exact synthesis (--exact is for bmshj2018-hyperprior and "
+                         f"the attention models)")
+
+
+def coding_options(refine: int = 0, progress=None, exact: bool = False) -> dict:
+    """The keyword arguments of a model's compress() for these options (only those in use: a model without
+    refinement or exact synthesis takes neither)."""
+    opts = {"refine": refine, "progress": progress} if refine else {}
+    return {**opts, "exact": True} if exact else opts
+
+
 def encode(image: Image.Image, model="bmshj2018-hyperprior", quality: int | None = None,
-           reconstruct: bool = False, refine: int = 0, progress=None) -> Encoded:
+           reconstruct: bool = False, refine: int = 0, progress=None, exact: bool = False) -> Encoded:
     """``refine``: steps of encoder-side latent search (:mod:`lic.models.refine`): smaller files at the
     same quality for a much longer encode (README: 50 steps took about 20 s instead of 0.5 s for a Kodak photo on
-    two CPU cores); decoding is unchanged."""
+    two CPU cores); decoding is unchanged.  ``exact``: a file whose decoded pixels are the same on every
+    machine (:mod:`lic.layers.exact`; the transform codecs), decoded in 3-8x the time."""
     m = _resolve(model)
     q = m.default_quality if quality is None else int(quality)
     m.check_quality(q)
     check_refine(m, refine)
+    check_exact(m, exact)
     p = prepare(image)
     h, w = p.rgb.shape[:2]
     with torch.inference_mode():
-        if refine:
-            comp = m.compress(to_tensor(p.rgb), q, reconstruct=reconstruct, refine=refine, progress=progress)
-        else:
-            comp = m.compress(to_tensor(p.rgb), q, reconstruct=reconstruct)
+        comp = m.compress(to_tensor(p.rgb), q, reconstruct=reconstruct, **coding_options(refine, progress, exact))
     chunks = side_chunks(p) + [Chunk(CHUNK_MODEL, c) for c in comp.chunks]
     header = Header(model=_name(m), digest=zoo.model_digest(m), width=w, height=h, mode=p.mode,
                     quality=q, n_chunks=len(chunks), params=comp.params)

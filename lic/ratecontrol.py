@@ -90,9 +90,10 @@ def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 
     return comp, files
 
 
-def candidates(image, model, max_quality: int | None = None, refine: int = 0, progress=None) -> list[Candidate]:
+def candidates(image, model, max_quality: int | None = None, refine: int = 0, progress=None,
+               exact: bool = False) -> list[Candidate]:
     """Every file the rate control can choose from, with its size and PSNR (``progress(n)``: told of the
-    refinement's steps, :func:`refine_steps` in all)."""
+    refinement's steps, :func:`refine_steps` in all; ``exact``: files with the exact synthesis, one-shot models)."""
     from .codec import _resolve
 
     m = _resolve(model)
@@ -109,7 +110,7 @@ def candidates(image, model, max_quality: int | None = None, refine: int = 0, pr
     from .codec import encode
 
     for q in m.qualities:
-        enc = encode(image, model=m, quality=q, reconstruct=True, refine=refine, progress=progress)
+        enc = encode(image, model=m, quality=q, reconstruct=True, refine=refine, progress=progress, exact=exact)
         rgb = np.asarray(enc.reconstruction.convert("RGB"))
         out.append(Candidate(q, enc.data, 8 * len(enc.data) / (w * h), metrics.psnr(ref, _planes(rgb, p.mode))))
     return out
@@ -152,15 +153,17 @@ def refine_steps(model, height: int, width: int, refine: int, per_quality: bool 
 
 
 def encode(image, model, iterations: int | None = None, bpp: float | None = None,
-           psnr: float | None = None, refine: int = 0, progress=None) -> Choice:
+           psnr: float | None = None, refine: int = 0, progress=None, exact: bool = False) -> Choice:
     """Encode ``image`` once and pick the file that meets the target (see the module docstring);
     ``refine``: encoder-side latent search, at every quality level tried (one-shot models) or over all the
-    layers coded (su2020)."""
-    from .codec import _resolve, check_refine
+    layers coded (su2020); ``exact``: files with the exact synthesis (the transform codecs)."""
+    from .codec import _resolve, check_exact, check_refine
 
     m = _resolve(model)
     check_refine(m, refine)
+    check_exact(m, exact)
     if iterations is not None and not m.progressive:
         raise ModelError(f"model '{getattr(m, 'lic_name', m.name)}' is not progressive: --iterations does not apply")
     # with a fixed iteration count, coding further than K is wasted work
-    return choose(candidates(image, m, max_quality=iterations, refine=refine, progress=progress), iterations, bpp, psnr)
+    return choose(candidates(image, m, max_quality=iterations, refine=refine, progress=progress, exact=exact),
+                  iterations, bpp, psnr)

@@ -24,6 +24,8 @@ _PEDESTAL = 2.0 ** -36
 
 
 class GDN(nn.Module):
+    exact = False  # evaluated in exact arithmetic (lic.layers.exact; set on exact copies only)
+
     def __init__(self, channels: int, inverse: bool = False, beta_min: float = 1e-6, gamma_init: float = 0.1):
         super().__init__()
         self.inverse = inverse
@@ -41,6 +43,8 @@ class GDN(nn.Module):
         self.gamma.clamp_(min=self.gamma_bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.exact:
+            return self._exact(x)
         beta = lower_bound(self.beta, self.beta_bound) ** 2 - _PEDESTAL
         gamma = lower_bound(self.gamma, self.gamma_bound) ** 2 - _PEDESTAL
         c = gamma.shape[0]
@@ -49,6 +53,23 @@ class GDN(nn.Module):
             return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
         # coding: in place on the fresh ``norm`` (same values, two fewer full-size tensors to allocate)
         return (norm.sqrt_() if self.inverse else norm.rsqrt_()).mul_(x)
+
+    def _exact(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function in exact arithmetic (:mod:`lic.layers.exact`): β, γ on the weight grid, x² on
+        the activation grid, the γ sums exact in float64, then correctly rounded sqrt, × and ÷."""
+        from .exact import A_FRAC, W_FRAC, input_limit, tap_conv, to_grid  # A_FRAC even: see x² below
+
+        b = torch.maximum(self.beta.double(), torch.tensor(self.beta_bound, dtype=torch.float64))
+        g = torch.maximum(self.gamma.double(), torch.tensor(self.gamma_bound, dtype=torch.float64))
+        beta = to_grid(b * b - _PEDESTAL, W_FRAC)
+        gamma = to_grid(g * g - _PEDESTAL, W_FRAC)
+        x = x.double()
+        # x² in grid units: (x·2**(A/2))² = x²·2**A, rounded once; γ carries the 2**-A (exact, a power of two)
+        sq = x * 2.0 ** (A_FRAC // 2)
+        sq = sq.mul_(sq).round_().clamp_(max=input_limit(gamma.sum(1), beta) * 2 ** A_FRAC)
+        c = gamma.shape[0]
+        norm = torch.sqrt(tap_conv(sq, (gamma * 2.0 ** -A_FRAC).view(c, c, 1, 1), beta, (0, 0, 0, 0)))
+        return x * norm if self.inverse else x / norm
 
 
 def IGDN(channels: int) -> GDN:

@@ -84,6 +84,8 @@ LAMBDAS_MIX = (2.4, 4.58, 8.73, 16.64, 31.73)
 class ResidualGDN(nn.Module):
     """x + GDN(conv3×3(GDN(conv3×3(x)))); inverse GDN in the decoder."""
 
+    exact_safe = True  # forward only adds its children's outputs (lic.layers.exact)
+
     def __init__(self, ch: int, inverse: bool = False):
         super().__init__()
         self.body = nn.Sequential(conv(ch, ch, 3, 1), GDN(ch, inverse=inverse), conv(ch, ch, 3, 1),
@@ -96,11 +98,17 @@ class ResidualGDN(nn.Module):
 class SimplifiedAttention(nn.Module):
     """x + x ⊙ sigmoid(conv3×3(x)): a convolution and a sigmoid make a mask of the feature map."""
 
+    exact = False  # set on exact copies (lic.layers.exact): the sigmoid from correctly rounded operations
+
     def __init__(self, ch: int):
         super().__init__()
         self.mask = conv(ch, ch, 3, 1)
 
     def forward(self, x):
+        if self.exact:
+            from ..layers.exact import sigmoid
+
+            return x + x * sigmoid(self.mask(x))
         return x + x * torch.sigmoid(self.mask(x))
 
 
@@ -111,6 +119,8 @@ def subpixel(cin: int, cout: int, k: int = 3) -> nn.Sequential:
 
 class UpBlock(nn.Module):
     """IGDN(conv3×3(IGDN(subpixel(x)))) + subpixel₁ₓ₁(x)."""
+
+    exact_safe = True  # forward only adds its children's outputs (lic.layers.exact)
 
     def __init__(self, cin: int, cout: int):
         super().__init__()

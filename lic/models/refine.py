@@ -48,7 +48,6 @@ from __future__ import annotations
 import torch
 
 from .base import onednn_while_coding
-from .tiling import run_tiled
 
 TILE = 48  # latents (768 pixels) per tile side: a Kodak photo is one tile
 HALO = 4  # latents of context on each side (64 pixels), a multiple of the hyperprior's 4
@@ -76,8 +75,8 @@ class TransformProblem:
     -> a differentiable scalar, ``exact(y)`` -> float, ``lr``: the search's step size); this one serves the
     one-shot transform codecs, the scalable recurrent codec has its own (:mod:`lic.models.scalable`)."""
 
-    def __init__(self, model, x: torch.Tensor, real: tuple[int, int], quality: int):
-        self.m, self.q = model, quality
+    def __init__(self, model, x: torch.Tensor, real: tuple[int, int], quality: int, exact: bool = False):
+        self.m, self.q, self.exact_synthesis = model, quality, exact
         self.h, self.w = real  # rows and columns of the block that are image, not padding
         self.x = x[..., : self.h, : self.w]
         self.pixels = self.h * self.w
@@ -93,8 +92,8 @@ class TransformProblem:
     def exact(self, y: torch.Tensor) -> float:
         """J of the latents the coder would write for ``y``: table bits, and the decoder's 8-bit pixels."""
         bits = self.m.latent.table_bits(y)
-        x_hat = run_tiled(self.m.g_s, torch.round(y) * self.inv_gain, self.m.TILE // 16, self.m.HALO_S, up=16)
-        x_hat = torch.floor(x_hat[..., : self.h, : self.w].clamp(0, 1) * 255 + 0.5) / 255  # as imageio.from_tensor
+        x_hat = self.m._synthesize(torch.round(y), self.q, (self.h, self.w), self.exact_synthesis)
+        x_hat = (torch.floor(x_hat * 255 + 0.5) / 255).to(self.x.device, torch.float32)  # as imageio.from_tensor
         return float(self.m.rd_cost(self.x, x_hat, bits / self.pixels, self.q))
 
 
@@ -121,9 +120,11 @@ def _refine_block(problem, y0: torch.Tensor, steps: int, gen: torch.Generator, o
 
 
 def refine_latents(model, x: torch.Tensor, y0: torch.Tensor, quality: int, steps: int, size: tuple[int, int],
-                   seed: int = 0, progress=None) -> torch.Tensor:
+                   seed: int = 0, progress=None, exact: bool = False) -> torch.Tensor:
     """Latents for the padded image ``x`` (1×3×H×W) at least as good as ``y0`` = g_a(x)·γ_Q by the exact
-    cost J; ``size`` = the image's real (height, width).  ``progress(n)`` is called after each tile's steps."""
+    cost J; ``size`` = the image's real (height, width).  ``progress(n)`` is called after each tile's steps.
+    ``exact``: J is measured on the pixels of the exact synthesis (``compress(..., exact=True)``)."""
+    kind = {"exact": True} if exact else {}  # only the transform codecs have an exact synthesis
     if steps <= 0 or min(size) < MIN_SIDE:
         return y0
     height, width = size
@@ -143,13 +144,13 @@ def refine_latents(model, x: torch.Tensor, y0: torch.Tensor, quality: int, steps
                     rs, cs = slice(max(0, r0 - HALO), min(lh, r1 + HALO)), slice(max(0, c0 - HALO), min(lw, c1 + HALO))
                     px_r, px_c = slice(16 * rs.start, 16 * rs.stop), slice(16 * cs.start, 16 * cs.stop)
                     real = (max(0, min(height, px_r.stop) - px_r.start), max(0, min(width, px_c.stop) - px_c.start))
-                    problem = model.refine_problem(x[..., px_r, px_c], real, quality)
+                    problem = model.refine_problem(x[..., px_r, px_c], real, quality, **kind)
                     if problem.pixels > 0:  # else the tile is all padding: g_a's latents stay
                         block = _refine_block(problem, y0[..., rs, cs], steps, gen, onednn)
                         y[..., r0:r1, c0:c1] = block[..., r0 - rs.start:r1 - rs.start, c0 - cs.start:c1 - cs.start]
                     if progress is not None:
                         progress(steps)
-            whole = model.refine_problem(x, (height, width), quality)
+            whole = model.refine_problem(x, (height, width), quality, **kind)
             if len(range(0, lh, TILE)) * len(range(0, lw, TILE)) > 1 and whole.exact(y) >= whole.exact(y0):
                 return y0
     finally:

@@ -23,6 +23,8 @@ import torch.nn as nn
 from .base import CompressionModel, Compressed, coding, pad_to
 from .tiling import run_tiled
 
+from ..container import PARAMS_EXACT_SYNTHESIS as SYNTHESIS_EXACT
+
 
 class TransformCodec(CompressionModel):
     PAD: int  # inputs are padded to a multiple of this (16 × the latent codec's own multiple)
@@ -81,11 +83,12 @@ class TransformCodec(CompressionModel):
 
         return LR * max(1.0, self.lambdas[quality - 1] / 0.009) ** (2 / 3)
 
-    def refine_problem(self, x: torch.Tensor, real: tuple[int, int], quality: int):
-        """The cost that ``compress(..., refine=N)`` lowers, for latents of the padded block ``x``."""
+    def refine_problem(self, x: torch.Tensor, real: tuple[int, int], quality: int, exact: bool = False):
+        """The cost that ``compress(..., refine=N)`` lowers, for latents of the padded block ``x``; ``exact``:
+        its exact cost is measured on the pixels of the exact synthesis (files made with ``exact=True``)."""
         from .refine import TransformProblem
 
-        return TransformProblem(self, x, real, quality)
+        return TransformProblem(self, x, real, quality, exact)
 
     # -- coding tables ---------------------------------------------------------------------
     def tables_current(self) -> bool:
@@ -95,11 +98,15 @@ class TransformCodec(CompressionModel):
         self.latent.update()
 
     # -- coding ----------------------------------------------------------------------------
+    exact_synthesis = True  # compress(..., exact=True): pixels the same on every machine (lic.layers.exact)
+
     @coding
     def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False, refine: int = 0,
-                 progress=None) -> Compressed:
+                 progress=None, exact: bool = False) -> Compressed:
         """``refine``: steps of encoder-side latent search (:mod:`lic.models.refine`; 0 = g_a's latents as
-        they are); ``progress(n)`` is told of each tile's steps.  The decoder is the same either way."""
+        they are); ``progress(n)`` is told of each tile's steps.  The decoder is the same either way.
+        ``exact``: the file asks for the exact synthesis (the header's params), and every decoder then
+        gives the same pixels on any machine, for 3-4x the decode time."""
         self.check_quality(quality)
         self.ensure_tables()
         dev = next(self.parameters()).device
@@ -110,12 +117,13 @@ class TransformCodec(CompressionModel):
         if refine > 0:
             from .refine import refine_latents
 
-            y = refine_latents(self, xp, y, quality, refine, tuple(x.shape[-2:]), progress=progress).contiguous()
+            y = refine_latents(self, xp, y, quality, refine, tuple(x.shape[-2:]), progress=progress,
+                               exact=exact).contiguous()
         chunks, y_hat, bits = self.latent.compress(y)
-        out = Compressed(chunks)
+        out = Compressed(chunks, params=SYNTHESIS_EXACT if exact else b"")
         out.extra["table_bits"] = bits
         if reconstruct:
-            out.x_hat = self._synthesize(y_hat, quality, x.shape[-2:])
+            out.x_hat = self._synthesize(y_hat, quality, x.shape[-2:], exact)
         return out
 
     @coding
@@ -123,13 +131,15 @@ class TransformCodec(CompressionModel):
         from ..errors import FormatError
 
         self.check_quality(quality)
+        if params not in (b"", SYNTHESIS_EXACT):
+            raise FormatError(f"corrupt .lic file: unknown synthesis setting {params.hex()} for {self.name}")
         if len(chunks) != self.latent.chunks:
             raise FormatError(f"corrupt .lic file: {self.name} expects {self.latent.chunks} data chunks, "
                               f"found {len(chunks)}")
         self.ensure_tables()
         hp, wp = -(-height // self.PAD) * self.PAD, -(-width // self.PAD) * self.PAD
         y_hat = self.latent.decompress(chunks, (1, self.M, hp // 16, wp // 16))
-        return self._synthesize(y_hat, quality, (height, width))
+        return self._synthesize(y_hat, quality, (height, width), params == SYNTHESIS_EXACT)
 
     def _channels_last(self) -> None:
         """Coding runs the transforms on channels-last (NHWC) tensors with channels-last weights: there
@@ -142,7 +152,19 @@ class TransformCodec(CompressionModel):
                 self.g_a.to(memory_format=torch.channels_last)
                 self.g_s.to(memory_format=torch.channels_last)
 
-    def _synthesize(self, y_hat: torch.Tensor, quality: int, size) -> torch.Tensor:
+    def _exact_synthesis(self, quality: int):
+        """ŷ -> padded pixels, g_s after the inverse gain in exact arithmetic, on the CPU (lic.layers.exact)."""
+        from ..layers.exact import exact_copy, exp
+
+        g_s = exact_copy(self.g_s).cpu()
+        gain = exp(self.log_inv_gain[quality - 1].detach().cpu()).view(1, -1, 1, 1)
+        return lambda y: g_s(y.double() * gain)
+
+    def _synthesize(self, y_hat: torch.Tensor, quality: int, size, exact: bool = False) -> torch.Tensor:
+        if exact:  # tiled as the float synthesis; with exact sums the tiling cannot show in the pixels (tested)
+            x_hat = run_tiled(self._exact_synthesis(quality), y_hat.cpu().double(), self.TILE // 16, self.HALO_S,
+                              up=16)
+            return x_hat[..., : size[0], : size[1]].clamp(0, 1)
         dev = next(self.parameters()).device
         self._channels_last()
         y_hat = y_hat.to(dev) * self._gain(quality, inverse=True)
