@@ -117,7 +117,7 @@ def main() -> int:
         from lic.models.transform import TransformCodec
 
         args.models = [n for n in args.models if isinstance(lic.load_model(n), TransformCodec)]
-    print(f"{label} {img.width}x{img.height}, q{args.quality}, {args.threads} threads, {precision} synthesis; "
+    print(f"{label} {img.width}x{img.height}, q{args.quality}, {args.threads} threads, {synthesis} synthesis; "
           f"{machine()}")
     print(f"{'model':24} {'cap':20} {'kernels':8} {'samples differing':>18} {'max diff':>8} {'decode s':>8}")
     with tempfile.TemporaryDirectory() as tmp:

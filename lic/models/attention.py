@@ -55,7 +55,8 @@ the usual MS-SSIM-optimized ladder; the middle one aims at about 0.23 bpp on Kod
 Inputs of any size are replicate-padded to a multiple of 16 (factorized) or 64 (hyperprior)
 and cropped back.  Determinism as for the other models: the coder only sees integers and
 integer tables; the hyperprior's scales come from the integer copy of h_s; the synthesis runs
-in float with PyTorch's native convolutions (:func:`lic.models.base.coding`).  forward(), compress() and
+in float with oneDNN's convolutions (:func:`lic.models.base.coding`), or, in files written with
+``--exact``, in exact arithmetic (:mod:`lic.layers.exact`: the same pixels on every machine).  forward(), compress() and
 decompress() are those of every one-shot transform codec (:class:`lic.models.transform.TransformCodec`).
 """
 

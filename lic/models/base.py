@@ -59,7 +59,9 @@ def coding(fn):
       threads, the native convolution none.  They keep it (``onednn_while_coding = False``).
 
     The latents a decoder reads from a file never depend on either (the entropy models' tables and the
-    hyperpriors run in integers), only the synthesized pixels' float rounding could.
+    hyperpriors run in integers), only the synthesized pixels' float rounding could; files written with
+    ``--exact`` (the transform codecs) synthesize in exact arithmetic on the CPU instead
+    (:mod:`lic.layers.exact`), where neither backend nor instruction set can matter.
     """
     import functools
 

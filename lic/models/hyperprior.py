@@ -21,7 +21,8 @@ compress() and decompress() are those of every one-shot transform codec
 
 Determinism: ẑ and ŷ are integers; the scale index of each latent comes from
 the integer (fixed-point) copy of h_s, so encoder and decoder on any machine
-choose the same probability table.  Only g_s runs in float.
+choose the same probability table.  Only g_s runs in float, and in files written with
+``--exact`` not even it (:mod:`lic.layers.exact`: the same pixels on every machine).
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ class TransformCodec(CompressionModel):
         """``refine``: steps of encoder-side latent search (:mod:`lic.models.refine`; 0 = g_a's latents as
         they are); ``progress(n)`` is told of each tile's steps.  The decoder is the same either way.
         ``exact``: the file asks for the exact synthesis (the header's params), and every decoder then
-        gives the same pixels on any machine, for 3-4x the decode time."""
+        gives the same pixels on any machine, for about 4x the decode time."""
         self.check_quality(quality)
         self.ensure_tables()
         dev = next(self.parameters()).device
