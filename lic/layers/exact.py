@@ -11,19 +11,23 @@ machine) may move a few samples by one code value (``benchmarks/cross_isa.py``).
   reads of 2**-12 (rounded to that grid, half to even, just before the convolution; in practice the
   convolution reads the integers round(x·2**12) and its weights carry the 2**-12);
 * every product is then a multiple of 2**-36, and the activations are clamped so that no partial sum
-  can reach 2**17 (per layer from the weights: |x| ≤ (2**17 − max|b|) / max Σ|w|; on Kodak the
-  largest partial sum bound stayed below 2**14, so the clamp is a guard, not a change); such sums are
+  can reach 2**17 (per layer from the weights: |x| ≤ (2**17 − max|b|) / max Σ|w|; over the 24 Kodak
+  images at every quality no convolution read more than 9 % (bmshj2018-hyperprior) or 2.3 %
+  (attention-hyperprior) of its limit, ``benchmarks/exact_headroom.py``: a guard, not a change); such sums are
   integers × 2**-36 below 2**53 × 2**-36 and float64 represents every one of them: each addition is
   exact, in any order, with or without fused multiply-add;
 * between convolutions only IEEE-754 operations that are correctly rounded elementwise (+, −, ×, ÷,
-  sqrt, rounding, comparison) touch the data, so they give the same bits on every conforming CPU;
+  sqrt, rounding, comparison) touch the data, so they give the same bits on every conforming CPU
+  (an exactly zero sum may come out as +0 or −0 depending on the kernel; no operation used here turns
+  that sign into a different non-zero value: nothing divides by such a sum);
   the two transcendental functions the models need (exp for the gain vectors, the sigmoid of the
   attention mask) are evaluated here from those operations in a fixed order (:func:`exp`), not by a
   vectorized library whose last bit may differ between instruction sets.
 
 GDN (:mod:`lic.layers.gdn`) squares its input first: x² is rounded to the same 2**-12 grid before the
-γ convolution, γ and β to 2**-24.  Cost: convolutions in float64 with PyTorch's native kernels,
-about 3–4× the decode time of the float32 synthesis (README, ``benchmarks/cross_isa.py --exact``).
+γ convolution, γ and β to 2**-24.  The convolutions run as float64 matrix products (:func:`tap_conv`,
+:class:`PhaseTranspose`); bmshj2018-hyperprior then decodes a Kodak image in about 4× the time of its
+float32 synthesis, with twice the memory (README; ``benchmarks/kodak_rd.py --exact``).
 
 A module tree is evaluated exactly by :func:`exact_copy`: a float64 copy whose convolutions round and
 clamp their input, whose GDN / attention layers switch to their exact branch (``exact = True``), and

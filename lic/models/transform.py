@@ -20,10 +20,9 @@ import math
 import torch
 import torch.nn as nn
 
+from ..container import PARAMS_EXACT_SYNTHESIS
 from .base import CompressionModel, Compressed, coding, pad_to
 from .tiling import run_tiled
-
-from ..container import PARAMS_EXACT_SYNTHESIS as SYNTHESIS_EXACT
 
 
 class TransformCodec(CompressionModel):
@@ -120,7 +119,7 @@ class TransformCodec(CompressionModel):
             y = refine_latents(self, xp, y, quality, refine, tuple(x.shape[-2:]), progress=progress,
                                exact=exact).contiguous()
         chunks, y_hat, bits = self.latent.compress(y)
-        out = Compressed(chunks, params=SYNTHESIS_EXACT if exact else b"")
+        out = Compressed(chunks, params=PARAMS_EXACT_SYNTHESIS if exact else b"")
         out.extra["table_bits"] = bits
         if reconstruct:
             out.x_hat = self._synthesize(y_hat, quality, x.shape[-2:], exact)
@@ -131,7 +130,7 @@ class TransformCodec(CompressionModel):
         from ..errors import FormatError
 
         self.check_quality(quality)
-        if params not in (b"", SYNTHESIS_EXACT):
+        if params not in (b"", PARAMS_EXACT_SYNTHESIS):
             raise FormatError(f"corrupt .lic file: unknown synthesis setting {params.hex()} for {self.name}")
         if len(chunks) != self.latent.chunks:
             raise FormatError(f"corrupt .lic file: {self.name} expects {self.latent.chunks} data chunks, "
@@ -139,7 +138,7 @@ class TransformCodec(CompressionModel):
         self.ensure_tables()
         hp, wp = -(-height // self.PAD) * self.PAD, -(-width // self.PAD) * self.PAD
         y_hat = self.latent.decompress(chunks, (1, self.M, hp // 16, wp // 16))
-        return self._synthesize(y_hat, quality, (height, width), params == SYNTHESIS_EXACT)
+        return self._synthesize(y_hat, quality, (height, width), params == PARAMS_EXACT_SYNTHESIS)
 
     def _channels_last(self) -> None:
         """Coding runs the transforms on channels-last (NHWC) tensors with channels-last weights: there
