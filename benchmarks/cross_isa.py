@@ -12,14 +12,14 @@ that cap the instruction set the libraries may use, as a CPU without AVX-512 or 
 * ``MKL_ENABLE_INSTRUCTIONS`` — MKL's matrix products (PyTorch's native convolution): ``AVX2`` or ``SSE4_2``.
 
 For each cap it counts the decoded 8-bit samples that differ from the uncapped decode, and the largest
-difference.  ``--float64-synthesis`` repeats it for the transform models with their synthesis transform
-in float64 (an experiment, patched in here; lic itself decodes in float32) and sets its decode time beside
-lic's own.  ``--exact`` does it for files written with ``lic compress --exact`` (the transform models'
-exact synthesis, :mod:`lic.layers.exact`), decoded by lic as it is.  Decode seconds: the second of two decodes in one process.  A cap the machine lacks anyway changes nothing; a capped run is not a real older CPU (thread
-blocking and cache sizes stay this machine's), so this bounds the effect, it does not certify another host.
+difference.  ``--exact`` does it for files written with ``lic compress --exact`` (the transform models'
+exact synthesis, :mod:`lic.layers.exact`) and sets their decode time beside that of float32 files.  Decode
+seconds: the second of two decodes in one process.  A cap the machine lacks anyway changes nothing; a capped
+run is not a real older CPU (thread blocking and cache sizes stay this machine's), so this bounds the
+effect, it does not certify another host.
 
     python benchmarks/cross_isa.py [--models ...] [--image PATH] [--quality 2] [--threads 2]
-           [--float64-synthesis | --exact] [--out results/cross_isa.json]
+           [--exact] [--out results/cross_isa.json]
 
 Default image: kodim13 from ``../shared/data/kodak``, or scikit-image's astronaut when Kodak is absent.
 """
@@ -54,14 +54,6 @@ import sys, numpy as np, torch
 torch.set_num_threads(int(sys.argv[4]))
 import lic
 model = lic.load_model(sys.argv[1])
-if sys.argv[5] == "float64":  # the transform models' synthesis in float64 (oneDNN has none: native convolutions)
-    from lic.models import base
-    from lic.models.transform import TransformCodec
-    synthesize = TransformCodec._synthesize
-    model.g_s.double()
-    base.ONEDNN_WHILE_CODING = False
-    TransformCodec._gain = (lambda gain: lambda self, q, inverse=False: gain(self, q, inverse).double())(TransformCodec._gain)
-    TransformCodec._synthesize = lambda self, y_hat, q, size: synthesize(self, y_hat.double(), q, size)
 import time
 data = open(sys.argv[2], "rb").read()
 lic.decompress(data, model=model)  # warm-up; the second decode is timed
@@ -73,11 +65,11 @@ print(torch.backends.cpu.get_cpu_capability(), seconds)
 """
 
 
-def decode(name: str, lic_file: Path, out: Path, threads: int, caps: dict, precision: str) -> tuple[np.ndarray, str, float]:
+def decode(name: str, lic_file: Path, out: Path, threads: int, caps: dict) -> tuple[np.ndarray, str, float]:
     """The decoded pixels, the kernels PyTorch used, the decode's seconds (the second of two in one process)."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
     env.update(caps)
-    run = subprocess.run([sys.executable, "-c", DECODE, name, str(lic_file), str(out), str(threads), precision],
+    run = subprocess.run([sys.executable, "-c", DECODE, name, str(lic_file), str(out), str(threads)],
                          env=env, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit(f"decode of {name} under {caps} failed: {run.stderr.strip().splitlines()[-1]}")
@@ -91,17 +83,11 @@ def main() -> int:
     ap.add_argument("--image", help="default: kodim13, or scikit-image's astronaut without Kodak")
     ap.add_argument("--quality", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--float64-synthesis", action="store_true",
-                    help="decode the transform models (bmshj2018, attention) with their synthesis in float64: "
-                         "what an exact-everywhere decoder would cost (an experiment: lic decodes in float32)")
     ap.add_argument("--exact", action="store_true",
                     help="files written with --exact (the transform models' exact synthesis), decoded by lic as it is")
     ap.add_argument("--out", default=str(ROOT / "results" / "cross_isa.json"))
     args = ap.parse_args()
-    if args.exact and args.float64_synthesis:
-        ap.error("--exact and --float64-synthesis exclude each other")
-    precision = "float64" if args.float64_synthesis else "float32"  # how the decoding process patches lic
-    synthesis = "exact" if args.exact else precision
+    synthesis = "exact" if args.exact else "float32"
 
     import torch
 
@@ -113,7 +99,7 @@ def main() -> int:
     result = {"image": label, "size": [img.width, img.height], "quality": args.quality, "threads": args.threads,
               "cpu": machine(), "torch": torch.__version__, "synthesis": synthesis,
               "command": "python benchmarks/cross_isa.py " + " ".join(sys.argv[1:]), "caps": CAPS, "models": {}}
-    if args.float64_synthesis or args.exact:
+    if args.exact:
         from lic.models.transform import TransformCodec
 
         args.models = [n for n in args.models if isinstance(lic.load_model(n), TransformCodec)]
@@ -127,19 +113,19 @@ def main() -> int:
             quality = min(max(args.quality, model.qualities[0]), model.qualities[-1])
             lic_file = tmp / f"{name}.lic"
             lic_file.write_bytes(lic.compress(img, model=model, quality=quality, exact=args.exact))
-            ref, kernels, seconds = decode(name, lic_file, tmp / "ref.npy", args.threads, {}, precision)
+            ref, kernels, seconds = decode(name, lic_file, tmp / "ref.npy", args.threads, {})
             rows = {"quality": quality, "samples": int(ref.size), "uncapped kernels": kernels, "decode_s": seconds}
-            if args.float64_synthesis or args.exact:  # and how far from lic's float32 decode (of a plain file)
+            if args.exact:  # and how far from lic's float32 decode (of a plain file)
                 plain = tmp / f"{name}-plain.lic"
                 plain.write_bytes(lic.compress(img, model=model, quality=quality))
-                own, _, own_seconds = decode(name, plain, tmp / "own.npy", args.threads, {}, "float32")
+                own, _, own_seconds = decode(name, plain, tmp / "own.npy", args.threads, {})
                 rows["samples_differing_from_float32_decode"] = int((own != ref).sum())
                 rows["float32_decode_s"] = own_seconds
                 print(f"{name:24} {synthesis} vs the float32 decode: {rows['samples_differing_from_float32_decode']:,} "
                       f"samples differ; decode {seconds:.2f} s against {own_seconds:.2f} s")
             print(f"{name:24} {'none':20} {kernels:8} {0:18,} {0:8} {seconds:8.2f}")
             for cap, env in CAPS.items():
-                pixels, kernels, secs = decode(name, lic_file, tmp / "cap.npy", args.threads, env, precision)
+                pixels, kernels, secs = decode(name, lic_file, tmp / "cap.npy", args.threads, env)
                 diff = np.abs(pixels.astype(np.int16) - ref.astype(np.int16))
                 rows[cap] = {"kernels": kernels, "samples_differing": int((diff > 0).sum()),
                              "max_difference": int(diff.max()), "decode_s": secs}
