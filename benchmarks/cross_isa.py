@@ -12,8 +12,8 @@ that cap the instruction set the libraries may use, as a CPU without AVX-512 or 
 * ``MKL_ENABLE_INSTRUCTIONS`` — MKL's matrix products (PyTorch's native convolution): ``AVX2`` or ``SSE4_2``.
 
 For each cap it counts the decoded 8-bit samples that differ from the uncapped decode, and the largest
-difference.  ``--exact`` does it for files written with ``lic compress --exact`` (the transform models'
-exact synthesis, :mod:`lic.layers.exact`) and sets their decode time beside that of float32 files.  Decode
+difference.  ``--exact`` does it for files written with ``lic compress --exact`` (the exact synthesis,
+:mod:`lic.layers.exact`) and sets their decode time beside that of float32 files.  Decode
 seconds: the second of two decodes in one process.  A cap the machine lacks anyway changes nothing; a capped
 run is not a real older CPU (thread blocking and cache sizes stay this machine's), so this bounds the
 effect, it does not certify another host.
@@ -84,7 +84,7 @@ def main() -> int:
     ap.add_argument("--quality", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--exact", action="store_true",
-                    help="files written with --exact (the transform models' exact synthesis), decoded by lic as it is")
+                    help="files written with --exact (the exact synthesis), decoded by lic as it is")
     ap.add_argument("--out", default=str(ROOT / "results" / "cross_isa.json"))
     args = ap.parse_args()
     synthesis = "exact" if args.exact else "float32"
@@ -100,9 +100,7 @@ def main() -> int:
               "cpu": machine(), "torch": torch.__version__, "synthesis": synthesis,
               "command": "python benchmarks/cross_isa.py " + " ".join(sys.argv[1:]), "caps": CAPS, "models": {}}
     if args.exact:
-        from lic.models.transform import TransformCodec
-
-        args.models = [n for n in args.models if isinstance(lic.load_model(n), TransformCodec)]
+        args.models = [n for n in args.models if lic.load_model(n).exact_synthesis]
     print(f"{label} {img.width}x{img.height}, q{args.quality}, {args.threads} threads, {synthesis} synthesis; "
           f"{machine()}")
     print(f"{'model':24} {'cap':20} {'kernels':8} {'samples differing':>18} {'max diff':>8} {'decode s':>8}")

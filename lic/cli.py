@@ -416,9 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "search (e.g. 50): smaller files at the same quality, decoding unchanged; per step for a "
                         "768x512 photo on a 2-core CPU about 0.4 s (bmshj2018), 0.6 s (su2020, 4 layers), 1.8 s (attention) (default 0)")
     c.add_argument("--exact", action="store_true",
-                   help="bmshj2018-hyperprior and the attention models: a file that decodes to the same pixels on "
-                        "every machine (exact arithmetic in the synthesis; decoding takes about 4x as long: 0.8 s "
-                        "instead of 0.2 s for a 768x512 photo with bmshj2018 on a 2-core CPU)")
+                   help="a file that decodes to the same pixels on every machine (exact arithmetic in the "
+                        "synthesis; decoding takes about 4x as long: 0.8 s instead of 0.2 s for a 768x512 photo "
+                        "with bmshj2018 on a 2-core CPU)")
     c.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=cmd_compress)

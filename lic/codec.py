@@ -60,8 +60,7 @@ def check_refine(m: CompressionModel, refine: int) -> None:
 
 def check_exact(m: CompressionModel, exact: bool) -> None:
     if exact and not getattr(m, "exact_synthesis", False):
-        raise ModelError(f"model '{_name(m)}' has no exact synthesis (--exact is for bmshj2018-hyperprior and "
-                         f"the attention models)")
+        raise ModelError(f"model '{_name(m)}' has no exact synthesis")
 
 
 def coding_options(refine: int = 0, progress=None, exact: bool = False) -> dict:

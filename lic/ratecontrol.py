@@ -61,22 +61,20 @@ def _planes(rgb: np.ndarray, mode: str) -> np.ndarray:
     return a[..., 0] if mode == "LA" else (a[..., :3] if mode == "RGBA" else a)
 
 
-def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 0, progress=None):
+def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 0, progress=None,
+                 exact: bool = False):
     """Encode a prepared image once with a progressive model: ``(compressed, files)``, where ``files[k-1]``
     is the complete .lic file of the first k layers (header, alpha and ICC profile included: what ``head -c`` at
     that chunk boundary gives) and ``compressed.extra["x_hats"][k-1]`` what it decodes to.  ``refine``: steps of
     encoder-side latent search over all the layers coded (models with quantized latents)."""
-    from .codec import _name, side_chunks
+    from .codec import _name, coding_options, side_chunks
 
     p, m = prepared, model
     h, w = p.rgb.shape[:2]
     side = side_chunks(p)
     n = m.check_quality(max_quality if max_quality is not None else m.qualities[-1])
     with torch.inference_mode():
-        if refine:
-            comp = m.compress(to_tensor(p.rgb), n, reconstruct=True, refine=refine, progress=progress)
-        else:
-            comp = m.compress(to_tensor(p.rgb), n, reconstruct=True)
+        comp = m.compress(to_tensor(p.rgb), n, reconstruct=True, **coding_options(refine, progress, exact))
     x_hats = comp.extra.get("x_hats")
     if x_hats is None or len(x_hats) != len(comp.chunks):
         raise ModelError(f"model '{_name(m)}' does not return per-layer reconstructions")
@@ -102,7 +100,7 @@ def candidates(image, model, max_quality: int | None = None, refine: int = 0, pr
     ref = _planes(p.rgb, p.mode)
     out = []
     if m.progressive:
-        comp, files = prefix_files(p, m, max_quality, refine=refine, progress=progress)
+        comp, files = prefix_files(p, m, max_quality, refine=refine, progress=progress, exact=exact)
         for k, data in enumerate(files, 1):
             out.append(Candidate(k, data, 8 * len(data) / (w * h),
                                  metrics.psnr(ref, _planes(from_tensor(comp.extra["x_hats"][k - 1]), p.mode))))

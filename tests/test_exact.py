@@ -18,6 +18,7 @@ from lic.layers import exact
 from lic.layers.gdn import GDN
 
 SHIPPED = ["bmshj2018-hyperprior", "attention-hyperprior"]
+RECURRENT = ["toderici2017-rnn", "su2020-rnn-hyperprior"]
 
 
 def test_exp_is_accurate_and_the_same_elementwise_as_vectorized():
@@ -108,12 +109,12 @@ print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(np.asarray(d).toby
 """
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", SHIPPED + RECURRENT)
 def test_exact_file_decodes_the_same_without_avx_and_at_any_thread_count(name, small, tmp_path):
     """The same file decoded by processes whose kernels are capped to older instruction sets (as
     benchmarks/cross_isa.py does; a float32 file differs in a few samples there) and at 1 or 2 threads."""
     path = tmp_path / "x.lic"
-    path.write_bytes(lic.compress(small, model=name, quality=4, exact=True))
+    path.write_bytes(lic.compress(small, model=name, quality=4, exact=True))  # 4 iterations / layers: recurrent
     out = []
     for threads, caps in ((2, {}), (1, {}), (2, {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
                                                "ONEDNN_MAX_CPU_ISA": "SSE41"})):
@@ -135,8 +136,10 @@ def test_exact_with_rate_control_and_refinement(tiny, small):
 
 
 def test_models_without_exact_synthesis_refuse_it_and_unknown_settings_are_corrupt(tiny, small):
-    with pytest.raises(ModelError, match="no exact synthesis"):
-        codec.encode(small, model="toderici2017-rnn", exact=True)
+    from types import SimpleNamespace
+
+    with pytest.raises(ModelError, match="'other' has no exact synthesis"):
+        codec.check_exact(SimpleNamespace(name="other", exact_synthesis=False), True)
     f = container.read(lic.compress(small, model=tiny, quality=1))
     h = f.header
     h.params = b"\x02"
@@ -174,7 +177,7 @@ def test_convolution_as_a_sum_over_taps_gives_the_same_bits(k, pad, monkeypatch)
 
 
 def test_cli_exact(tmp_path, photo_file, tiny_weights):
-    """lic compress --exact says so, lic info shows it, a model without it is refused in one line (no file)."""
+    """lic compress --exact says so, and lic info shows it."""
     out = tmp_path / "x.lic"
     cmd = [sys.executable, "-m", "lic"]
     p = subprocess.run([*cmd, "compress", photo_file, "-o", out, "--exact", "--model", tiny_weights],
@@ -182,8 +185,34 @@ def test_cli_exact(tmp_path, photo_file, tiny_weights):
     assert p.returncode == 0 and "exact synthesis" in p.stdout
     info = subprocess.run([*cmd, "info", out], capture_output=True, text=True, check=True).stdout
     assert "synthesis exact" in info
-    bad = tmp_path / "y.lic"
-    p = subprocess.run([*cmd, "compress", photo_file, "-o", bad, "--exact", "--model", "toderici2017-rnn"],
-                       capture_output=True, text=True)
-    assert p.returncode != 0 and p.stderr.strip().count("\n") == 0 and "no exact synthesis" in p.stderr
-    assert not bad.exists()
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_exact_progressive_file_every_prefix_decodes_to_the_encoders_reconstruction(name, small):
+    """The recurrent decoders (their cells' sigmoid and tanh from lic.layers.exact): each prefix of an exact
+    file decodes to the encoder's exact reconstruction after that many iterations / layers."""
+    from lic.ratecontrol import prefix_files
+    from lic.imageio import from_tensor, prepare
+
+    m = lic.load_model(name)
+    comp, files = prefix_files(prepare(small), m, 4, exact=True)
+    for k, data in enumerate(files, 1):
+        assert container.read(data).header.params == container.PARAMS_EXACT_SYNTHESIS
+        assert np.array_equal(np.asarray(lic.decompress(data, model=m)), from_tensor(comp.extra["x_hats"][k - 1]))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "associative", "gru", "residual-gru"])
+def test_exact_recurrent_cells_compute_the_same_function(kind):
+    from lic.layers.convrnn import make_cell
+
+    torch.manual_seed(3)
+    cell = make_cell(kind, 6, 8).eval()
+    twin = exact.exact_copy(cell)
+    x = torch.randn(1, 6, 9, 7)
+    with torch.no_grad():
+        out, state = cell(x)
+        out2, state2 = twin(x.double())
+        out, _ = cell(x, state)
+        out2, _ = twin(x.double(), state2)
+    assert float((out2 - out.double()).abs().max()) < 1e-3
+    assert twin.exact and not cell.exact

@@ -33,6 +33,21 @@ CELLS = ("lstm", "associative", "gru", "residual-gru")
 
 class _Cell(nn.Module):
     gates = 4.0  # pre-activation channels per hidden unit
+    exact = False  # set on exact copies (lic.layers.exact): sigmoid and tanh from correctly rounded operations
+
+    def _sigmoid(self, t: torch.Tensor) -> torch.Tensor:
+        if self.exact:
+            from .exact import sigmoid
+
+            return sigmoid(t)
+        return torch.sigmoid(t)
+
+    def _tanh(self, t: torch.Tensor) -> torch.Tensor:
+        if self.exact:
+            from .exact import tanh
+
+            return tanh(t)
+        return torch.tanh(t)
 
     def __init__(self, cin: int, hidden: int, kernel: int = 3, stride: int = 1, hidden_kernel: int = 1):
         super().__init__()
@@ -62,8 +77,8 @@ class ConvLSTM(_Cell):
             state = (self._zeros(gx, self.hidden), self._zeros(gx, self.hidden))
         h, c = state
         i, f, o, g = (gx + self.conv_h(h)).chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        c = self._sigmoid(f) * c + self._sigmoid(i) * self._tanh(g)
+        h = self._sigmoid(o) * self._tanh(c)
         return h, (h, c)
 
 
@@ -98,7 +113,7 @@ class AssociativeLSTM(_Cell):
             state = (self._zeros(gx, self.hidden), self._zeros(gx, self.hidden))
         h, c = state
         a = gx + self.conv_h(h)
-        i, f, o = (torch.sigmoid(t).repeat(1, 2, 1, 1) for t in a[:, :3 * n].chunk(3, 1))
+        i, f, o = (self._sigmoid(t).repeat(1, 2, 1, 1) for t in a[:, :3 * n].chunk(3, 1))
         g, r_in, r_out = (_bound(t) for t in a[:, 3 * n:].chunk(3, 1))
         c = f * c + _cmul(r_in, i * g)
         h = o * _bound(_cmul(r_out, c))
@@ -124,9 +139,9 @@ class ConvGRU(_Cell):
         h = self._zeros(gx, self.hidden) if state is None else state
         xz, xr, xc = gx.chunk(3, 1)
         hz, hr = self.conv_h(h).chunk(2, 1)
-        z = torch.sigmoid(xz + hz)
-        r = torch.sigmoid(xr + hr)
-        cand = torch.tanh(xc + self.conv_c(r * h))
+        z = self._sigmoid(xz + hz)
+        r = self._sigmoid(xr + hr)
+        cand = self._tanh(xc + self.conv_c(r * h))
         h = (1 - z) * h + z * cand
         out = h + self.skip(x) if self.residual else h
         return out, h

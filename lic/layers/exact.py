@@ -20,9 +20,9 @@ machine) may move a few samples by one code value (``benchmarks/cross_isa.py``).
   sqrt, rounding, comparison) touch the data, so they give the same bits on every conforming CPU
   (an exactly zero sum may come out as +0 or −0 depending on the kernel; no operation used here turns
   that sign into a different non-zero value: nothing divides by such a sum);
-  the two transcendental functions the models need (exp for the gain vectors, the sigmoid of the
-  attention mask) are evaluated here from those operations in a fixed order (:func:`exp`), not by a
-  vectorized library whose last bit may differ between instruction sets.
+  the transcendental functions the models need (exp for the gain vectors, the sigmoid of the attention
+  mask, the recurrent cells' sigmoid and tanh) are evaluated here from those operations in a fixed order
+  (:func:`exp`), not by a vectorized library whose last bit may differ between instruction sets.
 
 GDN (:mod:`lic.layers.gdn`) squares its input first: x² is rounded to the same 2**-12 grid before the
 γ convolution, γ and β to 2**-24.  The convolutions run as float64 matrix products (:func:`tap_conv`,
@@ -86,6 +86,11 @@ def exp(x: torch.Tensor) -> torch.Tensor:
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
     """1 / (1 + e**-x) with :func:`exp`."""
     return 1.0 / (1.0 + exp(-x))
+
+
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """1 − 2 / (e**2x + 1) with :func:`exp` (±1 far out, where exp saturates)."""
+    return 1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 
 
 # -- exact copies of module trees ---------------------------------------------------------------------
@@ -205,7 +210,7 @@ class PhaseTranspose(nn.Module):
 PHASES = True
 TAPS = True
 
-SAFE = (TapConv, PhaseTranspose, nn.Sequential, nn.ModuleList, nn.PixelShuffle, nn.PixelUnshuffle, nn.ReLU, nn.LeakyReLU, nn.Identity)
+SAFE = (TapConv, PhaseTranspose, nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.PixelShuffle, nn.PixelUnshuffle, nn.ReLU, nn.LeakyReLU, nn.Identity)
 
 
 def exact_copy(module: nn.Module) -> nn.Module:

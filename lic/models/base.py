@@ -78,6 +78,15 @@ def coding(fn):
     return wrapper
 
 
+def check_synthesis(params: bytes, name: str) -> None:
+    """A file's params for the models whose only setting is the synthesis: empty (float) or exact."""
+    from ..container import PARAMS_EXACT_SYNTHESIS
+    from ..errors import FormatError
+
+    if params not in (b"", PARAMS_EXACT_SYNTHESIS):
+        raise FormatError(f"corrupt .lic file: unknown synthesis setting {params.hex()} for {name}")
+
+
 def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Replicate-pad the bottom/right edges to a multiple of ``multiple`` (cheaper to code than zeros)."""
     h, w = x.shape[-2:]
@@ -98,6 +107,8 @@ class CompressionModel(nn.Module):
     refinable: bool = False
     #: whether compress/decompress use oneDNN convolutions rather than PyTorch's native ones (see ``coding``)
     onednn_while_coding: bool = False
+    #: whether compress() takes ``exact=True``: a file whose synthesis runs in exact arithmetic (lic.layers.exact)
+    exact_synthesis: bool = False
 
     def config(self) -> dict:
         """Constructor arguments, stored with the weights."""

@@ -49,7 +49,8 @@ Determinism: the bits are integers and their probabilities come from an integer
 network (:mod:`lic.entropy.binary`), so entropy decoding is exact on every machine;
 the image decoder runs in float (PyTorch's native convolution, no oneDNN), identical
 for any thread count (on another CPU type pixels may differ by rounding, as for the
-hyperprior's synthesis; entropy decoding never depends on it).  Inputs of any size
+hyperprior's synthesis; entropy decoding never depends on it), or, in files written with
+``--exact``, in exact arithmetic (:mod:`lic.layers.exact`: the same pixels on every machine).  Inputs of any size
 are replicate-padded to a multiple of 16 and cropped back.
 """
 
@@ -61,7 +62,8 @@ import torch.nn.functional as F
 
 from ..entropy.binary import BinaryContextModel
 from ..layers.convrnn import CELLS, make_cell, pixel_shuffle
-from .base import CompressionModel, Compressed, coding, crop_centred, pad_to
+from ..container import PARAMS_EXACT_SYNTHESIS
+from .base import CompressionModel, Compressed, check_synthesis, coding, crop_centred, pad_to
 
 RECONSTRUCTIONS = ("oneshot", "additive", "scaled")
 BINARIZERS = ("stochastic", "sign")
@@ -137,9 +139,15 @@ class RecurrentCodec(CompressionModel):
         return f"{quality} it"
 
     # -- one iteration ------------------------------------------------------
-    def _gain(self, x_hat: torch.Tensor, t: int) -> torch.Tensor | None:
+    def _gain(self, x_hat: torch.Tensor, t: int, net=None) -> torch.Tensor | None:
+        """``net``: the exact twin of the decoder (:meth:`_exact_decoder`) instead of the model's own modules."""
         if self.reconstruction != "scaled" or t == 0:
             return None
+        if net is not None:
+            from ..layers.exact import exp
+
+            log_g = (net.gain_net(x_hat) + self.gain_bias[t].detach().cpu().double()).clamp(-3.0, 6.0)
+            return F.interpolate(exp(log_g), scale_factor=8, mode="nearest")
         log_g = (self.gain_net(x_hat) + self.gain_bias[t]).clamp(-3.0, 6.0)
         return F.interpolate(torch.exp(log_g), scale_factor=8, mode="nearest")
 
@@ -159,12 +167,19 @@ class RecurrentCodec(CompressionModel):
         sample = torch.where(torch.rand_like(y) < (1 + y) / 2, 1.0, -1.0).to(y.dtype)  # E[sample] = y
         return y + (sample - y).detach()  # straight-through
 
-    def _decode_step(self, b: torch.Tensor, states: list, x_hat: torch.Tensor | None, gain) -> torch.Tensor:
-        d = self.dec_stem(b)
-        for i, cell in enumerate(self.dec_rnn):
+    def _decode_step(self, b: torch.Tensor, states: list, x_hat: torch.Tensor | None, gain, net=None) -> torch.Tensor:
+        """``net``: the exact twin of the decoder (:meth:`_exact_decoder`) instead of the model's own modules."""
+        m = self if net is None else net
+        d = m.dec_stem(b)
+        for i, cell in enumerate(m.dec_rnn):
             d, states[i] = cell(d, states[i])
             d = pixel_shuffle(d)
-        out = torch.tanh(self.dec_out(d).float()) / 2  # x̂ accumulates in fp32, also under bf16 autocast
+        if net is not None:
+            from ..layers.exact import tanh
+
+            out = tanh(net.dec_out(d)) / 2
+        else:
+            out = torch.tanh(self.dec_out(d).float()) / 2  # x̂ accumulates in fp32, also under bf16 autocast
         if self.reconstruction == "oneshot" or x_hat is None:
             return out
         return x_hat + (out if gain is None else out / gain)
@@ -252,11 +267,33 @@ class RecurrentCodec(CompressionModel):
     def _latent_size(self, height: int, width: int):
         return -(-height // self.PAD), -(-width // self.PAD)
 
+    exact_synthesis = True  # compress(..., exact=True): pixels the same on every machine (lic.layers.exact)
+
+    def _exact_decoder(self) -> nn.Module:
+        """The decoder's modules as an exact twin (:func:`lic.layers.exact.exact_copy`, on the CPU)."""
+        from ..layers.exact import exact_copy
+
+        parts = nn.ModuleDict({"dec_stem": self.dec_stem, "dec_rnn": self.dec_rnn, "dec_out": self.dec_out})
+        if self.reconstruction == "scaled":
+            parts["gain_net"] = self.gain_net
+        return exact_copy(parts).cpu()
+
+    def _exact_reconstructions(self, bits: torch.Tensor) -> list[torch.Tensor]:
+        """x̂ after each iteration of ``bits`` (iterations × C × h × w), decoded in exact arithmetic."""
+        net, states, x_hat, x_hats = self._exact_decoder(), [None] * 4, None, []
+        for t in range(bits.shape[0]):
+            gain = self._gain(x_hat, t, net)
+            x_hat = self._decode_step(bits[t:t + 1].cpu().double(), states, x_hat, gain, net)
+            x_hats.append(x_hat)
+        return x_hats
+
     @coding
-    def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False) -> Compressed:
+    def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False, exact: bool = False) -> Compressed:
         """``quality`` iterations, one chunk each.  With ``reconstruct``: ``x_hat`` and, in
         ``extra["x_hats"]``, the reconstruction after every iteration (what a decoder of the
-        first k chunks gives)."""
+        first k chunks gives).  ``exact``: the file asks for the exact synthesis (the header's params;
+        :mod:`lic.layers.exact`); the encoder's own loop still runs in float (the bits it chooses need
+        not be reproducible, only their decoding), the reconstructions are those of the exact decoder."""
         self.check_quality(quality)
         self.ensure_tables()
         dev = next(self.parameters()).device
@@ -265,12 +302,14 @@ class RecurrentCodec(CompressionModel):
         bits, _, x_hats = self._run(xp, quality, _hard)
         b = torch.cat(bits, 0)  # (n, C, h/16, w/16)
         chunks, ideal = self.context.encode(b)
-        out = Compressed(chunks)
+        out = Compressed(chunks, params=PARAMS_EXACT_SYNTHESIS if exact else b"")
         raw = b[0].numel()
         out.extra.update({"table_bits": float(sum(ideal)), "iteration_table_bits": ideal,
                           "iteration_raw_bits": [raw] * quality,
                           "iteration_bits": [8 * len(c) for c in chunks]})
         if reconstruct:
+            if exact:
+                x_hats = self._exact_reconstructions(b)
             out.extra["x_hats"] = [crop_centred(v, h, w) for v in x_hats]
             out.x_hat = out.extra["x_hats"][-1]
         return out
@@ -279,9 +318,12 @@ class RecurrentCodec(CompressionModel):
     def decompress(self, chunks: list[bytes], height: int, width: int, quality: int, params: bytes = b"") -> torch.Tensor:
         """Decodes however many chunks it gets (1 ≤ k ≤ quality): the image after k iterations."""
         self.check_prefix(chunks, quality, "iteration")
+        check_synthesis(params, self.name)
         self.ensure_tables()
         hl, wl = self._latent_size(height, width)
         bits = self.context.decode(chunks, hl, wl)
+        if params == PARAMS_EXACT_SYNTHESIS:
+            return crop_centred(self._exact_reconstructions(bits)[-1], height, width)
         dev = next(self.parameters()).device
         dec_states = [None] * 4
         x_hat = None

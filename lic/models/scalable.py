@@ -44,7 +44,8 @@ decoder compute bit for bit alike, and log σ (in units of 2**-8) is mapped by i
 thresholds to one of the Gaussian conditional's 64 tables.  The state never depends on the
 float image decoder (x̂), so entropy decoding cannot drift even where pixels could differ
 by rounding (another CPU type); with 1 or 2 threads the pixels are identical too
-(PyTorch's native convolution, :func:`lic.models.base.coding`).
+(PyTorch's native convolution, :func:`lic.models.base.coding`), and in files written with ``--exact``
+on every machine (the image decoder in exact arithmetic, :mod:`lic.layers.exact`).
 
 Encoder-side refinement (``compress(..., refine=N)``, :mod:`lic.models.refine`): the encoder's latents
 of all K layers are taken as a starting point and searched together for a lower loss Σ_k λ_k·D_k + R
@@ -81,14 +82,14 @@ import torch.nn.functional as F
 
 from ..entropy import FactorizedPrior, GaussianConditional
 from ..entropy import gaussian as G
-from ..container import _put_varint
+from ..container import PARAMS_EXACT_SYNTHESIS, _put_varint
 from ..entropy.binary import _get_varint  # the container's varint, with a data-chunk error message
 from ..layers import IntegerNetwork
 from ..layers.integer import fingerprint, log_scale_thresholds
 from ..layers.convrnn import CELLS, make_cell, pixel_shuffle
 from ..layers.integer_rnn import HardConvGRU, IntegerConvGRU, QConv
 from ..errors import FormatError
-from .base import CompressionModel, Compressed, coding, crop_centred, pad_to
+from .base import CompressionModel, Compressed, check_synthesis, coding, crop_centred, pad_to
 
 LAMBDAS = (0.01, 0.02, 0.04, 0.08)
 LOSSES = ("mse", "ms-ssim")
@@ -189,13 +190,34 @@ class ScalableRecurrentCodec(CompressionModel):
             e, states[i] = cell(e, states[i])
         return self.enc_out(e).float() * self._gain(k)
 
-    def _decode_step(self, y_hat: torch.Tensor, states: list, x_hat: torch.Tensor | None, k: int) -> torch.Tensor:
-        d = self.dec_stem(y_hat * self._gain(k, inverse=True))
-        for i, cell in enumerate(self.dec_rnn):
+    def _decode_step(self, y_hat: torch.Tensor, states: list, x_hat: torch.Tensor | None, k: int,
+                     net=None) -> torch.Tensor:
+        """``net``: the exact twin of the decoder (:meth:`_exact_decoder`) instead of the model's own modules."""
+        if net is None:
+            d = self.dec_stem(y_hat * self._gain(k, inverse=True))
+        else:
+            from ..layers.exact import exp
+
+            d = net.dec_stem(y_hat.cpu().double() * exp(self.log_inv_gain[k].detach().cpu()).view(1, -1, 1, 1))
+        for i, cell in enumerate(self.dec_rnn if net is None else net.dec_rnn):
             d, states[i] = cell(d, states[i])
             d = pixel_shuffle(d)
-        out = torch.tanh(self.dec_out(d).float()) / 2  # x̂ accumulates in fp32, also under bf16 autocast
+        if net is None:
+            out = torch.tanh(self.dec_out(d).float()) / 2  # x̂ accumulates in fp32, also under bf16 autocast
+        else:
+            from ..layers.exact import tanh
+
+            out = tanh(net.dec_out(d)) / 2
         return out if x_hat is None else x_hat + out
+
+    exact_synthesis = True  # compress(..., exact=True): pixels the same on every machine (lic.layers.exact)
+
+    def _exact_decoder(self) -> nn.Module:
+        """The decoder's modules as an exact twin (:func:`lic.layers.exact.exact_copy`, on the CPU)."""
+        from ..layers.exact import exact_copy
+
+        return exact_copy(nn.ModuleDict({"dec_stem": self.dec_stem, "dec_rnn": self.dec_rnn,
+                                         "dec_out": self.dec_out})).cpu()
 
     def _hyper_analysis(self, y: torch.Tensor, state):
         a = F.relu(self.ha_in(torch.abs(y)))
@@ -309,12 +331,14 @@ class ScalableRecurrentCodec(CompressionModel):
     # -- coding -------------------------------------------------------------------
     @coding
     def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False, refine: int = 0,
-                 progress=None) -> Compressed:
+                 progress=None, exact: bool = False) -> Compressed:
         """``quality`` layers, one chunk each.  With ``reconstruct``: ``x_hat`` and, in
         ``extra["x_hats"]``, the reconstruction after every layer (what a decoder of the first
         k chunks gives, bit for bit).  ``refine``: steps of encoder-side search for the latents of
         all ``quality`` layers together (:mod:`lic.models.refine`, cost: the loss Σ_k λ_k·D_k + R
-        over those layers); ``progress(n)`` is told of each tile's steps."""
+        over those layers); ``progress(n)`` is told of each tile's steps.  ``exact``: the file asks for the
+        exact synthesis (:mod:`lic.layers.exact`); the encoder's loop and the refinement's cost still use the
+        float decoder, the reconstructions are those of the exact one."""
         self.check_quality(quality)
         self.ensure_tables()
         if refine > 0:
@@ -325,18 +349,19 @@ class ScalableRecurrentCodec(CompressionModel):
             xp = pad_to(x.to(dev), self.PAD)
             y = refine_latents(self, xp, torch.cat(ys, dim=1), quality, refine, tuple(x.shape[-2:]),
                                progress=progress)
-            return self._code(x, quality, reconstruct, given=list(y.split(self.M, dim=1)))["out"]
-        return self._code(x, quality, reconstruct)["out"]
+            return self._code(x, quality, reconstruct, given=list(y.split(self.M, dim=1)), exact=exact)["out"]
+        return self._code(x, quality, reconstruct, exact=exact)["out"]
 
-    def _code(self, x: torch.Tensor, quality: int, reconstruct: bool = False, given: list | None = None) -> dict:
+    def _code(self, x: torch.Tensor, quality: int, reconstruct: bool = False, given: list | None = None,
+              exact: bool = False) -> dict:
         """The layers' chunks (``out``) and latents before rounding (``ys``); ``given``: latents to code
-        instead of the encoder's (refined ones)."""
+        instead of the encoder's (refined ones); ``exact``: a file for the exact synthesis."""
         dev = self.log_gain.device
         h, w = x.shape[-2:]
         xp = pad_to(x.to(dev), self.PAD) - 0.5
         enc_states, dec_states = [None] * 3, [None] * 4
         ha_state = hs_state = None
-        x_hat, x_hats, chunks, ys = None, [], [], []
+        x_hat, x_hats, chunks, ys, y_hats = None, [], [], [], []
         ideal, hyper_bits, indexes = [], [], []
         for k in range(quality):
             if given is None:
@@ -361,10 +386,16 @@ class ScalableRecurrentCodec(CompressionModel):
                 ideal.append(self.y_priors[k].table_bits(y_hat))
             x_hat = self._decode_step(y_hat, dec_states, x_hat, k)
             x_hats.append(x_hat)
-        out = Compressed(chunks)
+            y_hats.append(y_hat)
+        out = Compressed(chunks, params=PARAMS_EXACT_SYNTHESIS if exact else b"")
         out.extra.update({"table_bits": float(sum(ideal)), "layer_table_bits": ideal, "layer_hyper_bits": hyper_bits,
                           "layer_bits": [8 * len(c) for c in chunks], "scale_indexes": indexes})
         if reconstruct:
+            if exact:
+                net, states, x_hat, x_hats = self._exact_decoder(), [None] * 4, None, []
+                for k, y_hat in enumerate(y_hats):
+                    x_hat = self._decode_step(y_hat, states, x_hat, k, net)
+                    x_hats.append(x_hat)
             out.extra["x_hats"] = [crop_centred(v, h, w) for v in x_hats]
             out.x_hat = out.extra["x_hats"][-1]
         return {"out": out, "ys": ys}
@@ -378,8 +409,10 @@ class ScalableRecurrentCodec(CompressionModel):
     def decompress(self, chunks: list[bytes], height: int, width: int, quality: int, params: bytes = b"") -> torch.Tensor:
         """Decodes however many chunks it gets (1 ≤ k ≤ quality): the image after k layers."""
         self.check_prefix(chunks, quality, "layer")
+        check_synthesis(params, self.name)
         self.ensure_tables()
         dev = self.log_gain.device
+        net = self._exact_decoder() if params == PARAMS_EXACT_SYNTHESIS else None
         hp, wp = -(-height // self.PAD) * self.PAD, -(-width // self.PAD) * self.PAD
         dec_states = [None] * 4
         hs_state = x_hat = None
@@ -393,7 +426,7 @@ class ScalableRecurrentCodec(CompressionModel):
                 y_hat = self.y_cond.decompress(c[pos + n:], idx)
             else:
                 y_hat = self.y_priors[k].decompress(c, (1, self.M, hp // 16, wp // 16))
-            x_hat = self._decode_step(y_hat.to(dev), dec_states, x_hat, k)
+            x_hat = self._decode_step(y_hat.to(dev), dec_states, x_hat, k, net)
         return crop_centred(x_hat, height, width)
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..container import PARAMS_EXACT_SYNTHESIS
-from .base import CompressionModel, Compressed, coding, pad_to
+from .base import CompressionModel, Compressed, check_synthesis, coding, pad_to
 from .tiling import run_tiled
 
 
@@ -130,8 +130,7 @@ class TransformCodec(CompressionModel):
         from ..errors import FormatError
 
         self.check_quality(quality)
-        if params not in (b"", PARAMS_EXACT_SYNTHESIS):
-            raise FormatError(f"corrupt .lic file: unknown synthesis setting {params.hex()} for {self.name}")
+        check_synthesis(params, self.name)
         if len(chunks) != self.latent.chunks:
             raise FormatError(f"corrupt .lic file: {self.name} expects {self.latent.chunks} data chunks, "
                               f"found {len(chunks)}")
