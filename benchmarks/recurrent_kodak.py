@@ -11,7 +11,7 @@ size beside twice its widths and the paper's size (random weights: speed does no
 768×512 image.
 
     python benchmarks/recurrent_kodak.py --weights runs/rnn/model.safetensors [more.safetensors ...]
-           [--kodak ../shared/data/kodak] [--images 24] [--timing-images 4] [--threads 2]
+           [--kodak ../shared/data/kodak] [--images 24] [--timing-images 4] [--threads 2] [--exact]
     python benchmarks/recurrent_kodak.py --speed-only
 
 Writes OUT/<variant>.json and OUT/<variant>_per_image.csv, and OUT/speed.json
@@ -51,10 +51,10 @@ def variant_name(model) -> str:
             f"_it{c['iterations']}").replace("/", "-")
 
 
-def per_iteration(model, img) -> list[dict]:
+def per_iteration(model, img, exact: bool = False) -> list[dict]:
     p = prepare(img)
     h, w = p.rgb.shape[:2]
-    comp, files = ratecontrol.prefix_files(p, model)  # one encode to the last iteration; the real prefix files
+    comp, files = ratecontrol.prefix_files(p, model, exact=exact)  # one encode to the last iteration; the real prefix files
     rows = []
     for k, data in enumerate(files, 1):
         rgb = from_tensor(comp.extra["x_hats"][k - 1])
@@ -66,13 +66,13 @@ def per_iteration(model, img) -> list[dict]:
     return rows
 
 
-def timings(model, img) -> dict:
+def timings(model, img, exact: bool = False) -> dict:
     out = {}
     for k in TIMED:
         if k > model.qualities[-1]:
             continue
         t0 = time.perf_counter()
-        enc = codec.encode(img, model=model, quality=k, reconstruct=True)
+        enc = codec.encode(img, model=model, quality=k, reconstruct=True, exact=exact)
         t1 = time.perf_counter()
         dec = codec.decode(enc.data, model=model)
         t2 = time.perf_counter()
@@ -118,6 +118,7 @@ def main() -> int:
     ap.add_argument("--images", type=int, help="at most this many Kodak images")
     ap.add_argument("--timing-images", type=int, default=4, help="time encode/decode on this many images")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--exact", action="store_true", help="files with the exact synthesis (lic compress --exact)")
     ap.add_argument("--out", default=str(ROOT / "results" / "recurrent_kodak"))
     ap.add_argument("--speed-only", action="store_true", help="only the default vs paper-size speed")
     ap.add_argument("--speed-iterations", type=int, default=8, help="iterations timed for the default size")
@@ -142,14 +143,14 @@ def main() -> int:
             if not isinstance(model, RecurrentCodec):
                 print(f"{wpath}: not a recurrent codec", file=sys.stderr)
                 return 2
-            name = variant_name(model)
+            name = variant_name(model) + ("_exact" if args.exact else "")
             rows, times = [], []
             for i, f in enumerate(files):
                 img = read_image(f)
-                for r in per_iteration(model, img):
+                for r in per_iteration(model, img, args.exact):
                     rows.append({"image": f.name, **r})
                 if i < args.timing_images:
-                    times.append(timings(model, img))
+                    times.append(timings(model, img, args.exact))
                 print(f"{name}: {f.name} done", file=sys.stderr)
             n = model.qualities[-1]
             summary = {"variant": name, "weights": str(wpath), "config": model.config(), "images": len(files),

@@ -50,8 +50,8 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     ``refine``: models with quantized latents (not the binary toderici2017-rnn), N steps of encoder-side
     latent search (:mod:`lic.models.refine`): a smaller file at the same quality for a much longer encode
     (README); decoding is unchanged.
-    ``exact``: the transform codecs (bmshj2018-hyperprior, attention-*) write a file whose decoded pixels are the
-    same on every machine (:mod:`lic.layers.exact`), decoded in several times the time.
+    ``exact``: a file whose decoded pixels are the same on every machine (:mod:`lic.layers.exact`), decoded in
+    about 4x the time.
     """
     if iterations is None and bpp is None and psnr is None:
         from .codec import encode

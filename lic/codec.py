@@ -75,7 +75,7 @@ def encode(image: Image.Image, model="bmshj2018-hyperprior", quality: int | None
     """``refine``: steps of encoder-side latent search (:mod:`lic.models.refine`): smaller files at the
     same quality for a much longer encode (README: 50 steps took about 20 s instead of 0.5 s for a Kodak photo on
     two CPU cores); decoding is unchanged.  ``exact``: a file whose decoded pixels are the same on every
-    machine (:mod:`lic.layers.exact`; the transform codecs), decoded in about 4x the time."""
+    machine (:mod:`lic.layers.exact`), decoded in about 4x the time."""
     m = _resolve(model)
     q = m.default_quality if quality is None else int(quality)
     m.check_quality(q)

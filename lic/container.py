@@ -64,8 +64,8 @@ def _get_varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise FormatError("corrupt .lic file: varint too long")
 
 
-#: the params of a transform codec's file (bmshj2018-hyperprior, attention-*) whose synthesis runs in exact
-#: arithmetic (lic.layers.exact: the same pixels on every machine); empty params: the float32 synthesis
+#: the params of a file whose synthesis (image decoder) runs in exact arithmetic (lic.layers.exact: the same
+#: pixels on every machine); empty params: the float32 synthesis
 PARAMS_EXACT_SYNTHESIS = b"\x01"
 
 

@@ -154,7 +154,7 @@ def encode(image, model, iterations: int | None = None, bpp: float | None = None
            psnr: float | None = None, refine: int = 0, progress=None, exact: bool = False) -> Choice:
     """Encode ``image`` once and pick the file that meets the target (see the module docstring);
     ``refine``: encoder-side latent search, at every quality level tried (one-shot models) or over all the
-    layers coded (su2020); ``exact``: files with the exact synthesis (the transform codecs)."""
+    layers coded (su2020); ``exact``: files with the exact synthesis."""
     from .codec import _resolve, check_exact, check_refine
 
     m = _resolve(model)
