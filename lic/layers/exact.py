@@ -63,7 +63,7 @@ def input_limit(weight_abs_sums: torch.Tensor, bias: torch.Tensor | None) -> flo
     return math.inf if s == 0 else math.floor(room / s * 2 ** A_FRAC) / 2 ** A_FRAC
 
 
-# -- exp and sigmoid from correctly rounded operations ----------------------------------------------
+# -- exp, sigmoid and tanh from correctly rounded operations -------------------------------------------
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that n·_LN2_HI is exact for |n| < 2**11 (fdlibm)
 _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e+00
@@ -116,9 +116,9 @@ def tap_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, p
     """A stride-1 convolution (``pad`` = left, right, top, bottom zeros, as F.pad) as a sum over its taps of
     matrix products: the padded image's pixels are rows of a matrix (channels-last), and tap (dy, dx) reads
     the rows dy·W + dx further on, one contiguous block, so no unfolded copy of the input is ever made.
-    With exact sums the same values as F.conv2d bit for bit (tested); in float64 on a CPU 1.5–3x faster
-    than PyTorch's native convolution, which unfolds its input 9-fold for a 3×3 kernel (0.9 GB for one
-    128-channel feature map at half Kodak size)."""
+    With exact sums the same values as F.conv2d bit for bit (tested).  Chosen because PyTorch's native
+    float64 convolution unfolds its input 9-fold for a 3×3 kernel (0.9 GB for one 128-channel feature map at
+    half Kodak size) and was slower on every layer shape of the shipped synthesis transforms tried here."""
     co, ci, kh, kw = weight.shape
     n, c, h0, w0 = x.shape
     left, right, top, bottom = pad
@@ -161,11 +161,10 @@ class TapConv(nn.Module):
 class PhaseTranspose(nn.Module):
     """A stride-s transposed convolution as one ordinary convolution to s²·C_out channels and a pixel
     shuffle (each output phase is a convolution of the input with every s-th tap).  The same products
-    summed, so in exact arithmetic the same values bit for bit (tested).  In float64 on a CPU it is faster
-    than PyTorch's transposed convolution where it has many output channels (bmshj2018's 128 → 128 layers:
-    0.32 s instead of 0.51 s at Kodak size), much slower where it has few (the last layer, 128 → 3: 0.36
-    instead of 0.05 s: its input unfolds 9-fold for 12 output channels), so it is used only where s²·C_out
-    ≥ C_in (:meth:`applies`)."""
+    summed, so in exact arithmetic the same values bit for bit (tested).  In float64 on a CPU it was faster
+    than PyTorch's transposed convolution here where it has many output channels (bmshj2018's 128 → 128
+    layers), much slower where it has few (the last layer, 128 → 3), so it is used only where s²·C_out ≥ C_in
+    (:meth:`applies`)."""
 
     def __init__(self, t: nn.ConvTranspose2d):
         super().__init__()
