@@ -213,13 +213,13 @@ SAFE = (TapConv, PhaseTranspose, nn.Sequential, nn.ModuleList, nn.ModuleDict, nn
 
 
 def exact_copy(module: nn.Module) -> nn.Module:
-    """A float64 copy of ``module`` (a synthesis transform, in eval mode) evaluated in exact arithmetic.
+    """A float64 copy of ``module`` (a synthesis transform) on the CPU, evaluated in exact arithmetic.
 
     Known modules: convolutions (rounded, clamped input; weights on the 2**-24 grid), modules with an
-    ``exact`` attribute (switched on: GDN, the simplified attention), modules marked ``exact_safe``
+    ``exact`` attribute (switched on: GDN, the attention mask, the recurrent cells), modules marked ``exact_safe``
     (their own forward only adds, multiplies or reshapes what their children return) and the plain
     ones in :data:`SAFE`.  Anything else raises TypeError: it might call a kernel whose bits vary."""
-    dup = copy.deepcopy(module).double().eval()
+    dup = copy.deepcopy(module).cpu().double().eval()  # on the CPU: the same kernels wherever the model is
     for name, m in list(dup.named_modules()):
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             with torch.no_grad():
