@@ -27,7 +27,6 @@ Default image: kodim13 from ``../shared/data/kodak``, or scikit-image's astronau
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -92,7 +91,7 @@ def main() -> int:
     import torch
 
     import lic
-    from lic.bench.measure import benchmark_photo, machine
+    from lic.bench.measure import benchmark_photo, machine, write_json
 
     torch.set_num_threads(args.threads)
     img, label = benchmark_photo(args.image)
@@ -130,10 +129,7 @@ def main() -> int:
                 print(f"{'':24} {cap:20} {kernels:8} {rows[cap]['samples_differing']:18,} {rows[cap]['max_difference']:8} "
                       f"{secs:8.2f}")
             result["models"][name] = rows
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"written: {out}")
+    write_json(args.out, result)
     return 0
 
 

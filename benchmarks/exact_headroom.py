@@ -12,7 +12,6 @@ changed a value).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -38,6 +37,7 @@ def main() -> int:
     import lic
     from lic import codec
     from lic.imageio import read_image
+    from lic.bench.measure import write_json
     from lic.layers import exact
 
     torch.set_num_threads(args.threads)
@@ -70,10 +70,7 @@ def main() -> int:
                                   "layer_kind": worst.get("layer")}
         print(f"{name}: largest |activation| / clamp limit over {len(files)} images x {len(model.qualities)} "
               f"qualities: {worst['ratio']:.4f} ({worst.get('layer')})")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"written: {out}")
+    write_json(args.out, result)
     return 0
 
 

@@ -15,7 +15,6 @@ Writes results/large_image/MODEL.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import lic  # noqa: E402
 from lic import codec, metrics  # noqa: E402
-from lic.bench.measure import MEMORY_METHOD, PeakMemory, machine  # noqa: E402
+from lic.bench.measure import MEMORY_METHOD, PeakMemory, machine, write_json  # noqa: E402
 from lic.runtime import keep_freed_memory  # noqa: E402
 
 
@@ -106,14 +105,10 @@ def main() -> int:
               + (f"  | one piece: enc {one['encode_s']:.2f} s dec {one['decode_s']:.2f} s peak "
                  f"{one['encode_peak_mib']:.0f}/{one['decode_peak_mib']:.0f} MiB, max pixel diff "
                  f"{one['max_pixel_difference']}" if one else ""), flush=True)
-    out = Path(args.out or ROOT / "results" / "large_image" / f"{name}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": name, "quality": q, "image": source, "threads": args.threads,
-                               "torch": torch.__version__, "cpu": machine(),
-                               "memory_method": MEMORY_METHOD,
-                               "command": "python benchmarks/large_image.py " + " ".join(sys.argv[1:]),
-                               "rows": rows}, indent=1))
-    print(f"written: {out}")
+    write_json(args.out or ROOT / "results" / "large_image" / f"{name}.json",
+               {"model": name, "quality": q, "image": source, "threads": args.threads, "torch": torch.__version__,
+                "cpu": machine(), "memory_method": MEMORY_METHOD,
+                "command": "python benchmarks/large_image.py " + " ".join(sys.argv[1:]), "rows": rows})
     return 0
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lic import codec, zoo  # noqa: E402
-from lic.bench.measure import benchmark_photo, machine  # noqa: E402
+from lic.bench.measure import benchmark_photo, machine, write_json  # noqa: E402
 from lic.models import base  # noqa: E402
 from lic.runtime import keep_freed_memory  # noqa: E402
 
@@ -115,10 +114,7 @@ def main() -> int:
                   "decode): " + " ".join(f"q{q}:{'=' if v[b]['same_file'] else 'DIFF'}/{v[b]['samples_differing_in_decode']}"
                                           for q, v in per_q.items()))
         result["models"][name] = rows
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"written: {out}")
+    write_json(args.out, result)
     return 0
 
 

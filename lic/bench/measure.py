@@ -100,6 +100,17 @@ def benchmark_photo(path: str | Path | None = None, kodak_name: str = "kodim13.p
 # --- peak memory -------------------------------------------------------------------------------------
 
 
+def write_json(path: str | Path, data) -> Path:
+    """A benchmark's results file: folders made as needed, then "written: PATH" on standard output."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
+    print(f"written: {path}")
+    return path
+
+
 def _status_kib(key: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
