@@ -59,9 +59,9 @@ class GDN(nn.Module):
         the activation grid, the γ sums exact in float64, then correctly rounded sqrt, × and ÷."""
         from .exact import A_FRAC, W_FRAC, input_limit, tap_conv, to_grid  # A_FRAC even: see x² below
 
-        b = torch.maximum(self.beta.double(), torch.tensor(self.beta_bound, dtype=torch.float64))
-        g = torch.maximum(self.gamma.double(), torch.tensor(self.gamma_bound, dtype=torch.float64))
-        beta = to_grid(b * b - _PEDESTAL, W_FRAC)
+        b = lower_bound(self.beta, self.beta_bound).double()
+        g = lower_bound(self.gamma, self.gamma_bound).double()
+        beta = to_grid(b * b - _PEDESTAL, W_FRAC)  # b * b: a plain product (no pow kernel)
         gamma = to_grid(g * g - _PEDESTAL, W_FRAC)
         x = x.double()
         # x² in grid units: (x·2**(A/2))² = x²·2**A, rounded once; γ carries the 2**-A (exact, a power of two)

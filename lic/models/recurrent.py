@@ -278,14 +278,16 @@ class RecurrentCodec(CompressionModel):
             parts["gain_net"] = self.gain_net
         return exact_copy(parts).cpu()
 
-    def _exact_reconstructions(self, bits: torch.Tensor) -> list[torch.Tensor]:
-        """x̂ after each iteration of ``bits`` (iterations × C × h × w), decoded in exact arithmetic."""
-        net, states, x_hat, x_hats = self._exact_decoder(), [None] * 4, None, []
+    def _reconstructions(self, bits: torch.Tensor, exact: bool = False):
+        """Yields x̂ after each iteration of ``bits`` (iterations × C × h × w), as the decoder computes it: in
+        float32 on the model's device, or (``exact``) in exact arithmetic on the CPU."""
+        net = self._exact_decoder() if exact else None
+        dev, dtype = (torch.device("cpu"), torch.float64) if exact else (next(self.parameters()).device, torch.float32)
+        states, x_hat = [None] * 4, None
         for t in range(bits.shape[0]):
             gain = self._gain(x_hat, t, net)
-            x_hat = self._decode_step(bits[t:t + 1].cpu().double(), states, x_hat, gain, net)
-            x_hats.append(x_hat)
-        return x_hats
+            x_hat = self._decode_step(bits[t:t + 1].to(dev, dtype), states, x_hat, gain, net)
+            yield x_hat
 
     @coding
     def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False, exact: bool = False) -> Compressed:
@@ -309,7 +311,7 @@ class RecurrentCodec(CompressionModel):
                           "iteration_bits": [8 * len(c) for c in chunks]})
         if reconstruct:
             if exact:
-                x_hats = self._exact_reconstructions(b)
+                x_hats = list(self._reconstructions(b, exact=True))
             out.extra["x_hats"] = [crop_centred(v, h, w) for v in x_hats]
             out.x_hat = out.extra["x_hats"][-1]
         return out
@@ -322,15 +324,8 @@ class RecurrentCodec(CompressionModel):
         self.ensure_tables()
         hl, wl = self._latent_size(height, width)
         bits = self.context.decode(chunks, hl, wl)
-        if params == PARAMS_EXACT_SYNTHESIS:
-            return crop_centred(self._exact_reconstructions(bits)[-1], height, width)
-        dev = next(self.parameters()).device
-        dec_states = [None] * 4
-        x_hat = None
-        for t in range(bits.shape[0]):
-            gain = self._gain(x_hat, t)
-            b = bits[t:t + 1].to(dev, torch.float32)
-            x_hat = self._decode_step(b, dec_states, x_hat, gain)
+        for x_hat in self._reconstructions(bits, exact=params == PARAMS_EXACT_SYNTHESIS):
+            pass  # the last iteration's image; each step frees the one before
         return crop_centred(x_hat, height, width)
 
 
