@@ -49,12 +49,9 @@ SHARED = ("enc_stem", "enc_rnn", "dec_stem", "dec_rnn", "dec_out")
 def binarizer_scale(src, crops: torch.Tensor) -> torch.Tensor:
     """Median |pre-activation| of each binarizer channel at the first iteration, over ``crops`` (N, 3, H, W) in [0, 1]."""
     from lic.models.base import pad_to
+    from lic.models.recurrent_trunk import run_encoder
 
-    e = src.enc_stem(pad_to(crops, src.PAD) - 0.5)
-    states = [None] * len(src.enc_rnn)
-    for i, cell in enumerate(src.enc_rnn):
-        e, states[i] = cell(e, states[i])
-    a = src.binarizer(e)
+    a = src.binarizer(run_encoder(src, pad_to(crops, src.PAD) - 0.5, [None] * len(src.enc_rnn)))
     return a.abs().transpose(0, 1).reshape(a.shape[1], -1).median(dim=1).values.clamp_min(1e-3)
 
 

@@ -30,6 +30,7 @@ Reconstruction (``reconstruction=``):
   β_t = first + (t−1)·step, default (0, 0); g_1 = 1), the encoder sees g_t·r_{t-1},
   the decoder adds D_t(b_t)/g_t.  ``oneshot``/``additive`` use g ≡ 1.
 
+E_t and D_t are the trunks both recurrent codecs share (:mod:`lic.models.recurrent_trunk`).
 Cells (``cell=``, ``encoder_cell=``): lstm, associative, gru, residual-gru (see
 :mod:`lic.layers.convrnn`).  The paper's widths (encoder 64, 256, 512, 512; decoder
 512, 512, 512, 256, 128; ``PAPER``) cost 185k + 537k MAC per pixel and iteration
@@ -61,9 +62,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..entropy.binary import BinaryContextModel
-from ..layers.convrnn import CELLS, make_cell, pixel_shuffle
+from ..layers.convrnn import CELLS
 from ..container import PARAMS_EXACT_SYNTHESIS
 from .base import CompressionModel, Compressed, check_synthesis, coding, crop_centred, pad_to
+from .recurrent_trunk import build_decoder, build_encoder, exact_decoder, run_decoder, run_encoder
 
 RECONSTRUCTIONS = ("oneshot", "additive", "scaled")
 BINARIZERS = ("stochastic", "sign")
@@ -107,20 +109,9 @@ class RecurrentCodec(CompressionModel):
         self.iterations, self.bits, self.reconstruction, self.loss_kind = int(iterations), int(bits), reconstruction, loss
         self.qualities = list(range(1, self.iterations + 1))
         self.default_quality = self.iterations // 2 or 1
-        e0, e1, e2, e3 = enc_channels
-        d0, d1, d2, d3, d4 = dec_channels
-        self.enc_stem = nn.Conv2d(3, e0, 3, 2, 1)
-        self.enc_rnn = nn.ModuleList([make_cell(encoder_cell, ci, co, kernel, 2, enc_hidden_kernel)
-                                      for ci, co in ((e0, e1), (e1, e2), (e2, e3))])
-        self.binarizer = nn.Conv2d(e3, bits, 1)
-        self.dec_stem = nn.Conv2d(bits, d0, 1)
-        self.dec_rnn = nn.ModuleList([make_cell(cell, ci, co, kernel, 1, hk) for ci, co, hk in
-                                      ((d0, d1, dec_hidden_kernels[0]), (d1 // 4, d2, dec_hidden_kernels[1]),
-                                       (d2 // 4, d3, dec_hidden_kernels[2]), (d3 // 4, d4, dec_hidden_kernels[3]))])
-        self.dec_out = nn.Conv2d(d4 // 4, 3, 1)
-        with torch.no_grad():  # start from small corrections (a grey first estimate)
-            self.dec_out.weight.mul_(0.1)
-            self.dec_out.bias.zero_()
+        self.enc_stem, self.enc_rnn = build_encoder(encoder_cell, enc_channels, kernel, enc_hidden_kernel)
+        self.binarizer = nn.Conv2d(enc_channels[-1], bits, 1)
+        self.dec_stem, self.dec_rnn, self.dec_out = build_decoder(cell, bits, dec_channels, kernel, dec_hidden_kernels)
         if reconstruction == "scaled":
             self.gain_net = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU(),
                                           nn.Conv2d(16, 1, 3, 2, 1))
@@ -153,10 +144,7 @@ class RecurrentCodec(CompressionModel):
 
     def _encode_step(self, r: torch.Tensor, states: list) -> torch.Tensor:
         """Residual -> binarizer activations in (-1, 1) (before binarization)."""
-        e = self.enc_stem(r)
-        for i, cell in enumerate(self.enc_rnn):
-            e, states[i] = cell(e, states[i])
-        return torch.tanh(self.binarizer(e))
+        return torch.tanh(self.binarizer(run_encoder(self, r, states)))
 
     def _binarize(self, y: torch.Tensor) -> torch.Tensor:
         hard = torch.where(y >= 0, 1.0, -1.0).to(y.dtype)
@@ -169,17 +157,7 @@ class RecurrentCodec(CompressionModel):
 
     def _decode_step(self, b: torch.Tensor, states: list, x_hat: torch.Tensor | None, gain, net=None) -> torch.Tensor:
         """``net``: the exact twin of the decoder (:meth:`_exact_decoder`) instead of the model's own modules."""
-        m = self if net is None else net
-        d = m.dec_stem(b)
-        for i, cell in enumerate(m.dec_rnn):
-            d, states[i] = cell(d, states[i])
-            d = pixel_shuffle(d)
-        if net is not None:
-            from ..layers.exact import tanh
-
-            out = tanh(net.dec_out(d)) / 2
-        else:
-            out = torch.tanh(self.dec_out(d).float()) / 2  # x̂ accumulates in fp32, also under bf16 autocast
+        out = run_decoder(self if net is None else net, b, states, exact=net is not None)
         if self.reconstruction == "oneshot" or x_hat is None:
             return out
         return x_hat + (out if gain is None else out / gain)
@@ -271,12 +249,7 @@ class RecurrentCodec(CompressionModel):
 
     def _exact_decoder(self) -> nn.Module:
         """The decoder's modules as an exact twin (:func:`lic.layers.exact.exact_copy`, on the CPU)."""
-        from ..layers.exact import exact_copy
-
-        parts = nn.ModuleDict({"dec_stem": self.dec_stem, "dec_rnn": self.dec_rnn, "dec_out": self.dec_out})
-        if self.reconstruction == "scaled":
-            parts["gain_net"] = self.gain_net
-        return exact_copy(parts).cpu()
+        return exact_decoder(self, **({"gain_net": self.gain_net} if self.reconstruction == "scaled" else {}))
 
     def _reconstructions(self, bits: torch.Tensor, exact: bool = False):
         """Yields x̂ after each iteration of ``bits`` (iterations × C × h × w), as the decoder computes it: in

@@ -24,8 +24,8 @@ centred to [-½, ½]; γ_k / γ'_k learned per-layer, per-channel gain / inverse
                                              per layer
 
 E: conv 3×3/2, 3 conv-RNN cells /2, 1×1 conv to M channels (16× down); D: 1×1 conv, 4
-conv-RNN cells each followed by depth-to-space ×2, 1×1 conv, tanh/2 (the cells of
-:mod:`lic.layers.convrnn`, ``cell=``).  h_a: 3×3 conv, ReLU, a conv-GRU cell /2, 5×5
+conv-RNN cells each followed by depth-to-space ×2, 1×1 conv, tanh/2 (the progressive codec's trunks,
+:mod:`lic.models.recurrent_trunk`, with the cells of :mod:`lic.layers.convrnn`, ``cell=``).  h_a: 3×3 conv, ReLU, a conv-GRU cell /2, 5×5
 conv /2 (z: 64× down).  h_s: two 5×5 transposed convs ×2 with ReLU, a hard conv-GRU (3×3,
 state at the latent resolution), 3×3 conv to log σ.  Inputs of any size are
 replicate-padded to a multiple of 64 and cropped back.
@@ -86,10 +86,11 @@ from ..container import PARAMS_EXACT_SYNTHESIS, _put_varint
 from ..entropy.binary import _get_varint  # the container's varint, with a data-chunk error message
 from ..layers import IntegerNetwork
 from ..layers.integer import fingerprint, log_scale_thresholds
-from ..layers.convrnn import CELLS, make_cell, pixel_shuffle
+from ..layers.convrnn import CELLS, make_cell
 from ..layers.integer_rnn import HardConvGRU, IntegerConvGRU, QConv
 from ..errors import FormatError
 from .base import CompressionModel, Compressed, check_synthesis, coding, crop_centred, pad_to
+from .recurrent_trunk import build_decoder, build_encoder, exact_decoder, run_decoder, run_encoder
 
 LAMBDAS = (0.01, 0.02, 0.04, 0.08)
 LOSSES = ("mse", "ms-ssim")
@@ -137,20 +138,9 @@ class ScalableRecurrentCodec(CompressionModel):
         self.default_quality = self.layers
         M, N = int(latent), int(hyper)
         self.M, self.N = M, N
-        e0, e1, e2, e3 = enc_channels
-        d0, d1, d2, d3, d4 = dec_channels
-        self.enc_stem = nn.Conv2d(3, e0, 3, 2, 1)
-        self.enc_rnn = nn.ModuleList([make_cell(cell, ci, co, kernel, 2, enc_hidden_kernel)
-                                      for ci, co in ((e0, e1), (e1, e2), (e2, e3))])
-        self.enc_out = nn.Conv2d(e3, M, 1)
-        self.dec_stem = nn.Conv2d(M, d0, 1)
-        self.dec_rnn = nn.ModuleList([make_cell(cell, ci, co, kernel, 1, hk) for ci, co, hk in
-                                      ((d0, d1, dec_hidden_kernels[0]), (d1 // 4, d2, dec_hidden_kernels[1]),
-                                       (d2 // 4, d3, dec_hidden_kernels[2]), (d3 // 4, d4, dec_hidden_kernels[3]))])
-        self.dec_out = nn.Conv2d(d4 // 4, 3, 1)
-        with torch.no_grad():  # start from small corrections (a grey first estimate)
-            self.dec_out.weight.mul_(0.1)
-            self.dec_out.bias.zero_()
+        self.enc_stem, self.enc_rnn = build_encoder(cell, enc_channels, kernel, enc_hidden_kernel)
+        self.enc_out = nn.Conv2d(enc_channels[-1], M, 1)
+        self.dec_stem, self.dec_rnn, self.dec_out = build_decoder(cell, M, dec_channels, kernel, dec_hidden_kernels)
         # latents start a few quantization steps wide, finer for the later layers (larger λ)
         init = torch.tensor([2.0 + 0.5 * math.log(l / lambdas[0]) for l in lambdas]).unsqueeze(1).repeat(1, M)
         self.log_gain = nn.Parameter(init.clone())
@@ -185,39 +175,25 @@ class ScalableRecurrentCodec(CompressionModel):
         return torch.exp(g).view(1, -1, 1, 1)
 
     def _encode_step(self, r: torch.Tensor, states: list, k: int) -> torch.Tensor:
-        e = self.enc_stem(r)
-        for i, cell in enumerate(self.enc_rnn):
-            e, states[i] = cell(e, states[i])
-        return self.enc_out(e).float() * self._gain(k)
+        return self.enc_out(run_encoder(self, r, states)).float() * self._gain(k)
 
     def _decode_step(self, y_hat: torch.Tensor, states: list, x_hat: torch.Tensor | None, k: int,
                      net=None) -> torch.Tensor:
         """``net``: the exact twin of the decoder (:meth:`_exact_decoder`) instead of the model's own modules."""
         if net is None:
-            d = self.dec_stem(y_hat * self._gain(k, inverse=True))
+            out = run_decoder(self, y_hat * self._gain(k, inverse=True), states)
         else:
             from ..layers.exact import exp
 
-            d = net.dec_stem(y_hat.cpu().double() * exp(self.log_inv_gain[k].detach().cpu()).view(1, -1, 1, 1))
-        for i, cell in enumerate(self.dec_rnn if net is None else net.dec_rnn):
-            d, states[i] = cell(d, states[i])
-            d = pixel_shuffle(d)
-        if net is None:
-            out = torch.tanh(self.dec_out(d).float()) / 2  # x̂ accumulates in fp32, also under bf16 autocast
-        else:
-            from ..layers.exact import tanh
-
-            out = tanh(net.dec_out(d)) / 2
+            scaled = y_hat.cpu().double() * exp(self.log_inv_gain[k].detach().cpu()).view(1, -1, 1, 1)
+            out = run_decoder(net, scaled, states, exact=True)
         return out if x_hat is None else x_hat + out
 
     exact_synthesis = True  # compress(..., exact=True): pixels the same on every machine (lic.layers.exact)
 
     def _exact_decoder(self) -> nn.Module:
         """The decoder's modules as an exact twin (:func:`lic.layers.exact.exact_copy`, on the CPU)."""
-        from ..layers.exact import exact_copy
-
-        return exact_copy(nn.ModuleDict({"dec_stem": self.dec_stem, "dec_rnn": self.dec_rnn,
-                                         "dec_out": self.dec_out})).cpu()
+        return exact_decoder(self)
 
     def _hyper_analysis(self, y: torch.Tensor, state):
         a = F.relu(self.ha_in(torch.abs(y)))
