@@ -53,6 +53,7 @@ from . import metrics, zoo
 from .data import CropDataset
 from .errors import InputError, ModelError
 from .layers import GDN
+from .layers.integer import keep_storable_
 from .models import build
 
 
@@ -196,6 +197,7 @@ def train(args) -> dict:
         model.latent.eval()  # rounding instead of additive noise; rates of the coder's tables
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    storable = model.integer_coded_layers()
     ddp = model
     if world > 1:
         # coding tables are buffers that training never uses (and gloo cannot broadcast int16/uint8)
@@ -282,6 +284,7 @@ def train(args) -> dict:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
             opt.step()
+            keep_storable_(storable)  # the coder's integer copies must be able to hold these weights
             step += 1
             used = time.monotonic() - t_start
             run["loss"] += loss.item(); run["bpp"] += bpp.item(); run["mse"] += mse.item(); run["n"] += 1

@@ -70,6 +70,31 @@ def test_ddp_two_processes_gloo(tmp_path, data_dir):
     assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 2
 
 
+@pytest.mark.parametrize("name, key", [("bmshj2018-hyperprior", "latent.h_s.0.weight"),
+                                       ("toderici2017-rnn", "context.layers.0.weight"),
+                                       ("su2020-rnn-hyperprior", "hs_cell.conv_x.weight")])
+def test_training_keeps_integer_coded_weights_storable(tmp_path, data_dir, name, key):
+    """The coder runs some layers as integer copies that hold weights below ±8 (a hyperprior's h_s, the bit
+    context model).  A run whose weights crossed that (toderici2017-rnn's context model did in a CPU round, and
+    the run stopped at its next checkpoint export) goes on: training keeps them storable, exports, and codes."""
+    import lic
+    from lic.layers.integer import W_LIMIT
+
+    out = tmp_path / "run"
+    common = ["--data", str(data_dir), "--out", str(out), "--batch", "2", "--crop", "64", "--workers", "0", "--quiet"]
+    assert main(["train", "--model", name, "--steps", "1", *common]) == 0
+    ck = torch.load(out / "ckpt.pt", weights_only=False)
+    ck["model"][key].view(-1)[:3] = torch.tensor([9.0, -8.0, 7.999])  # 7.999 is 8 in the fp16 of export
+    torch.save(ck, out / "ckpt.pt")
+    assert main(["train", "--steps", "2", "--resume", str(out / "ckpt.pt"), *common]) == 0
+    model = lic.load_model(str(out / "model.safetensors"))
+    layers = model.integer_coded_layers()
+    assert any(layer.weight is dict(model.named_parameters())[key] for layer in layers)
+    assert max(float(layer.weight.abs().max()) for layer in layers) <= W_LIMIT
+    img = Image.fromarray(np.asarray(Image.open(data_dir / "coffee.png"))[:40, :56])
+    assert lic.decompress(lic.compress(img, model=model, quality=1), model=model).size == (56, 40)
+
+
 def test_bad_training_input(tmp_path):
     assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--steps", "1"]) == 2
     (tmp_path / "empty").mkdir()

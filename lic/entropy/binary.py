@@ -161,6 +161,10 @@ class BinaryContextModel(nn.Module):
         step = 2 * self.logit_max / self.buckets
         return -self.logit_max + (np.arange(self.buckets) + 0.5) * step
 
+    def integer_coded_layers(self) -> list[nn.Module]:
+        """The network runs as an integer copy when coding (its weights must stay storable: lic.layers.integer)."""
+        return list(self.layers)
+
     @torch.no_grad()
     def update(self) -> None:
         from ..layers.integer import A_BITS

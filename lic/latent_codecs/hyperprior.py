@@ -52,6 +52,10 @@ class HyperpriorLatentCodec(nn.Module):
     def _h_s_convs(self):
         return [m for m in self.h_s if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
 
+    def integer_coded_layers(self) -> list[nn.Module]:
+        """h_s runs as an integer copy when coding (its weights must stay storable: lic.layers.integer)."""
+        return self._h_s_convs()
+
     # -- coding tables ---------------------------------------------------------------------
     def tables_current(self) -> bool:
         return (self.z_prior.tables_current() and self.y_cond.tables_current() and self.scale_thresholds.numel() > 0

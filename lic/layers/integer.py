@@ -29,6 +29,27 @@ W_BITS = 12  # fractional bits of weights
 A_BITS = 8  # fractional bits of activations and of the output
 A_MAX = 2 ** 16  # activations are clamped to |a| < A_MAX (i.e. 256 in real units)
 IN_MAX = 2 ** 15  # integer inputs are clamped to |z| <= IN_MAX
+W_LIMIT = 8 - 2 ** -8  # the largest |weight| training keeps: below 2**15 / 2**W_BITS = 8 (int16 at W_BITS)
+# also after the fp16 rounding of export (the largest fp16 number below 8; 7.999 would round up to 8)
+
+
+def check_storable(w_q: torch.Tensor) -> None:
+    """``w_q``: weights in units of 2**-W_BITS; refuses those beyond the int16 the integer copies store."""
+    if float(w_q.abs().max()) >= 2 ** 15:
+        raise ValueError("weight beyond ±8 cannot be stored in the integer network (trained without "
+                         "lic train's keep_storable_?)")
+
+
+@torch.no_grad()
+def keep_storable_(layers) -> None:
+    """Clamps the weights of float ``layers`` whose integer copies the coder evaluates to ±W_LIMIT, in place.
+
+    ``lic train`` applies it after every optimizer step (a projection: weights inside the range are untouched),
+    so training can never produce weights that ``update()`` cannot turn into coding tables.  Without it the bit
+    context model of toderici2017-rnn grew one first-layer weight past 8 in its eleventh CPU round, and the
+    run stopped at a checkpoint export."""
+    for layer in layers:
+        layer.weight.clamp_(-W_LIMIT, W_LIMIT)
 
 
 def _check_bounds(w_q: torch.Tensor, fan_in: int, in_max: int) -> None:
@@ -58,8 +79,7 @@ class IntegerNetwork(nn.Module):
             w_q = torch.round(layer.weight.detach().double().cpu() * 2 ** W_BITS)
             b_q = torch.round(layer.bias.detach().double().cpu() * 2 ** (W_BITS + in_bits))
             k = layer.weight[0].numel() if not self.kinds[i][0] else layer.weight.shape[0] * layer.weight[0, 0].numel()
-            if float(w_q.abs().max()) >= 2 ** 15:
-                raise ValueError("hyper-synthesis weight beyond ±8 cannot be stored in the integer network")
+            check_storable(w_q)
             _check_bounds(w_q, k, IN_MAX if i == 0 else A_MAX)
             getattr(self, f"w{i}").copy_(w_q.to(torch.int16))
             getattr(self, f"b{i}").copy_(b_q.to(torch.int64))

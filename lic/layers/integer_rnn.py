@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .convrnn import ConvGRU
-from .integer import A_BITS, A_MAX, IN_MAX, W_BITS, _check_bounds
+from .integer import A_BITS, A_MAX, IN_MAX, W_BITS, _check_bounds, check_storable
 
 ONE = 2 ** A_BITS  # 1.0 in activation units
 
@@ -75,8 +75,7 @@ class QConv(nn.Module):
     @torch.no_grad()
     def load_from(self, layer: nn.Module) -> None:
         w_q = torch.round(layer.weight.detach().double().cpu() * 2 ** W_BITS)
-        if float(w_q.abs().max()) >= 2 ** 15:
-            raise ValueError("hyper-synthesis weight beyond ±8 cannot be stored in the integer network")
+        check_storable(w_q)
         fan_in = layer.weight.shape[0] * layer.weight[0, 0].numel() if self.transposed else layer.weight[0].numel()
         _check_bounds(w_q, fan_in, IN_MAX if self.in_bits == 0 else A_MAX)
         self.w.copy_(w_q.to(torch.int16))

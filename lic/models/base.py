@@ -117,6 +117,13 @@ class CompressionModel(nn.Module):
     def update(self) -> None:
         raise NotImplementedError
 
+    def integer_coded_layers(self) -> list[nn.Module]:
+        """The float layers whose integer copies (:mod:`lic.layers.integer`) the coder evaluates: ``lic train``
+        keeps their weights within what those copies store (``keep_storable_``).  Collected from the submodules
+        that name theirs (a hyperprior's h_s, a bit context model)."""
+        return [layer for m in self.modules() if m is not self and hasattr(m, "integer_coded_layers")
+                for layer in m.integer_coded_layers()]
+
     def tables_current(self) -> bool:
         raise NotImplementedError
 

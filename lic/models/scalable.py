@@ -277,6 +277,9 @@ class ScalableRecurrentCodec(CompressionModel):
     def _hs_fingerprint(self) -> torch.Tensor:
         return fingerprint(self._hs_layers())
 
+    def integer_coded_layers(self) -> list[nn.Module]:
+        return self._hs_layers() if self.hyperprior else []
+
     def tables_current(self) -> bool:
         if not self.hyperprior:
             return all(p.tables_current() for p in self.y_priors)
