@@ -25,11 +25,13 @@ def build_encoder(cell: str, channels, kernel: int, hidden_kernel: int) -> tuple
     """(enc_stem, enc_rnn) for encoder widths ``channels`` = (e0, e1, e2, e3)."""
     e0, e1, e2, e3 = channels
     stem = nn.Conv2d(3, e0, 3, 2, 1)
-    cells = nn.ModuleList([make_cell(cell, ci, co, kernel, 2, hidden_kernel) for ci, co in ((e0, e1), (e1, e2), (e2, e3))])
+    cells = nn.ModuleList([make_cell(cell, ci, co, kernel, 2, hidden_kernel)
+                           for ci, co in ((e0, e1), (e1, e2), (e2, e3))])
     return stem, cells
 
 
-def build_decoder(cell: str, code: int, channels, kernel: int, hidden_kernels) -> tuple[nn.Conv2d, nn.ModuleList, nn.Conv2d]:
+def build_decoder(cell: str, code: int, channels, kernel: int,
+                  hidden_kernels) -> tuple[nn.Conv2d, nn.ModuleList, nn.Conv2d]:
     """(dec_stem, dec_rnn, dec_out) for ``code`` input channels and decoder widths (d0, .., d4); the output
     starts small (a grey first estimate, then small corrections)."""
     d0, d1, d2, d3, d4 = channels
