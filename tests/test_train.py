@@ -241,6 +241,10 @@ def test_averaged_runs_are_the_mean_of_their_weights_and_code_exactly(tmp_path, 
     other = torch.load(a / "ckpt.pt", weights_only=False)
     other["config"] = {**other["config"], "N": other["config"]["N"] + 1}
     torch.save(other, tmp_path / "other.pt")
+    for run in (a, b):  # runs whose h_s weights its integer copy cannot store (lic train no longer makes them)
+        big = torch.load(run / "ckpt.pt", weights_only=False)
+        big["model"]["latent.h_s.0.weight"].view(-1)[0] = 20.0
+        torch.save(big, tmp_path / f"big-{run.name}.pt")
     before = (soup / "ckpt.pt").read_bytes()
     for inputs, out, message in (
             ([a / "ckpt.pt", tmp_path / "other.pt"], tmp_path / "x",
@@ -249,7 +253,10 @@ def test_averaged_runs_are_the_mean_of_their_weights_and_code_exactly(tmp_path, 
              f"{data_dir / 'coffee.png'}: not a training checkpoint of lic train (ckpt.pt)"),
             ([a / "ckpt.pt", b / "ckpt.pt"], a, f"{a}: holds one of the checkpoints to average; give another --out"),
             ([a / "ckpt.pt", b / "ckpt.pt"], soup,
-             f"{soup}: already holds ckpt.pt or model.safetensors (--force replaces them)")):
+             f"{soup}: already holds ckpt.pt or model.safetensors (--force replaces them)"),
+            ([tmp_path / "big-a.pt", tmp_path / "big-b.pt"], tmp_path / "x",
+             "cannot export the mean of these runs: cannot build the integer hyper-synthesis: a weight beyond ±8, "
+             "more than the integer copy stores (lic train keeps such weights within it)")):
         bad = subprocess.run([*tool, *map(str, inputs), "--out", str(out)], capture_output=True, text=True)
         assert bad.returncode != 0 and bad.stderr.strip() == message
     assert not (tmp_path / "x").exists() and (soup / "ckpt.pt").read_bytes() == before

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lic import zoo  # noqa: E402
+from lic.errors import ModelError  # noqa: E402
 from lic.models import build  # noqa: E402
 
 
@@ -108,16 +109,24 @@ def main() -> int:
     model = build(ck["config"])
     model.load_state(ck["model"])
     model.eval()
+    created = not args.out.exists()
     args.out.mkdir(parents=True, exist_ok=True)
     if ck["opt"] is None:  # a weights file among the inputs: nothing to resume exactly, weights only
         targets = targets[1:]
     tmp = [t.with_name(t.name + ".tmp") for t in targets]
-    if ck["opt"] is not None:
-        torch.save(ck, tmp[0])
-    digest = zoo.save_weights(model, tmp[-1], name=args.name or model.name,
-                              card=f"mean of the weights of {', '.join(ck['averaged_from'])}",
-                              extra={"train": {"steps": ck["step"], "minutes": round(ck["elapsed"] / 60, 2),
-                                               "averaged_from": ck["averaged_from"]}})
+    try:
+        if ck["opt"] is not None:
+            torch.save(ck, tmp[0])
+        digest = zoo.save_weights(model, tmp[-1], name=args.name or model.name,
+                                  card=f"mean of the weights of {', '.join(ck['averaged_from'])}",
+                                  extra={"train": {"steps": ck["step"], "minutes": round(ck["elapsed"] / 60, 2),
+                                                   "averaged_from": ck["averaged_from"]}})
+    except ModelError as exc:  # e.g. weights its coding tables cannot hold: nothing is left behind
+        for t in tmp:
+            t.unlink(missing_ok=True)
+        if created:
+            args.out.rmdir()
+        raise SystemExit(f"cannot export the mean of these runs: {exc}") from None
     for t, final in zip(tmp, targets):
         os.replace(t, final)
     print(f"averaged {len(args.ckpts)} runs into {args.out} (digest {digest.hex()})")

@@ -172,7 +172,9 @@ class BinaryContextModel(nn.Module):
         try:
             self.net_int.load_from(list(self.layers))
         except ValueError as exc:
-            raise ValueError(f"bit context model: {exc}") from None
+            from ..errors import ModelError
+
+            raise ModelError(f"cannot build the integer bit context model: {exc}") from None
         step = 2 * self.logit_max / self.buckets
         edges = [-self.logit_max + k * step for k in range(1, self.buckets)]
         self.thresholds = torch.tensor([math.floor(e * 2 ** A_BITS) for e in edges], dtype=torch.int64)

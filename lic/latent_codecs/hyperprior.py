@@ -65,7 +65,12 @@ class HyperpriorLatentCodec(nn.Module):
     def update(self) -> None:
         self.z_prior.update()
         self.y_cond.update()
-        self.h_s_int.load_from(self._h_s_convs())
+        try:
+            self.h_s_int.load_from(self._h_s_convs())
+        except ValueError as exc:
+            from ..errors import ModelError
+
+            raise ModelError(f"cannot build the integer hyper-synthesis: {exc}") from None
         self.scale_thresholds = log_scale_thresholds()
         self.h_s_int_of = fingerprint(self._h_s_convs())
 

@@ -36,8 +36,8 @@ W_LIMIT = 8 - 2 ** -8  # the largest |weight| training keeps: below 2**15 / 2**W
 def check_storable(w_q: torch.Tensor) -> None:
     """``w_q``: weights in units of 2**-W_BITS; refuses those beyond the int16 the integer copies store."""
     if float(w_q.abs().max()) >= 2 ** 15:
-        raise ValueError("weight beyond ±8 cannot be stored in the integer network (trained without "
-                         "lic train's keep_storable_?)")
+        raise ValueError("a weight beyond ±8, more than the integer copy stores (lic train keeps such weights "
+                         "within it)")
 
 
 @torch.no_grad()
