@@ -45,9 +45,8 @@ def keep_storable_(layers) -> None:
     """Clamps the weights of float ``layers`` whose integer copies the coder evaluates to ±W_LIMIT, in place.
 
     ``lic train`` applies it after every optimizer step (a projection: weights inside the range are untouched),
-    so training can never produce weights that ``update()`` cannot turn into coding tables.  Without it the bit
-    context model of toderici2017-rnn grew one first-layer weight past 8 in its eleventh CPU round, and the
-    run stopped at a checkpoint export."""
+    so training can never produce weights that ``update()`` cannot turn into coding tables (docs/training.md:
+    toderici2017-rnn's eleventh CPU round)."""
     for layer in layers:
         layer.weight.clamp_(-W_LIMIT, W_LIMIT)
 

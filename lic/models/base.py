@@ -60,7 +60,7 @@ def coding(fn):
 
     The latents a decoder reads from a file never depend on either (the entropy models' tables and the
     hyperpriors run in integers), only the synthesized pixels' float rounding could; files written with
-    ``--exact`` (the transform codecs) synthesize in exact arithmetic on the CPU instead
+    ``--exact`` (every shipped model) synthesize in exact arithmetic on the CPU instead
     (:mod:`lic.layers.exact`), where neither backend nor instruction set can matter.
     """
     import functools
