@@ -27,8 +27,8 @@ E: conv 3×3/2, 3 conv-RNN cells /2, 1×1 conv to M channels (16× down); D: 1×
 conv-RNN cells each followed by depth-to-space ×2, 1×1 conv, tanh/2 (the progressive codec's
 trunks, :mod:`lic.models.recurrent_trunk`, with the cells of :mod:`lic.layers.convrnn`,
 ``cell=``).  h_a: 3×3 conv, ReLU, a conv-GRU cell /2, 5×5 conv /2 (z: 64× down).  h_s: two
-5×5 transposed convs ×2 with ReLU, a hard conv-GRU (3×3, state at the latent resolution), 3×3 conv to log σ.  Inputs of any size are
-replicate-padded to a multiple of 64 and cropped back.
+5×5 transposed convs ×2 with ReLU, a hard conv-GRU (3×3, state at the latent resolution), 3×3
+conv to log σ.  Inputs of any size are replicate-padded to a multiple of 64 and cropped back.
 
 Ablation (``hyperprior=False``, name ``su2020-rnn-factorized``): no h_a / h_s; each layer's
 ŷ_k is coded with its own factorized prior (one table per channel); chunk k is the ŷ_k stream.
