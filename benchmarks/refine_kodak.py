@@ -12,10 +12,13 @@ and in MS-SSIM dB, and (all 24 images) of both curves against the published curv
 Decoding is the same program for both, so decode time is not measured here (benchmarks/kodak_rd.py).
 
     python benchmarks/refine_kodak.py [--model NAME|WEIGHTS] [--steps 50] [--every 1] [--qualities 1 2 ...]
-                                      [--threads 2] [--kodak DIR] [--out DIR] [--summary-only]
+                                      [--threads 2] [--kodak DIR] [--out DIR] [--resume] [--summary-only]
 
 ``--every K`` takes every K-th Kodak image (kodim01, kodim(1+K), ...) to spend less time.  Writes
-OUT/per_image.csv and OUT/summary.json (default results/refine_kodak/MODEL-stepsN).
+OUT/per_image.csv (a row per image, quality and steps, appended as each image finishes) and OUT/summary.json
+(default results/refine_kodak/MODEL-stepsN); OUT/run.json records the model's weights digest, steps and
+qualities.  A run takes minutes per image on a 2-core CPU: ``--resume`` continues an interrupted one, keeping the
+images already in OUT/per_image.csv, and refuses when OUT/run.json names other weights, steps or qualities.
 """
 
 from __future__ import annotations
@@ -119,6 +122,8 @@ def main() -> int:
     ap.add_argument("--kodak", default=str(ROOT.parent / "shared" / "data" / "kodak"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run in OUT: keep its images, measure the rest")
     ap.add_argument("--summary-only", action="store_true",
                     help="no encoding: recompute the summary from OUT/per_image.csv of an earlier run")
     args = ap.parse_args()
@@ -139,33 +144,58 @@ def main() -> int:
         if not (out / "per_image.csv").is_file():
             print(f"refine_kodak: no {out / 'per_image.csv'} to summarize", file=sys.stderr)
             return 2
-        with open(out / "per_image.csv", newline="") as f:
-            rows = [{k: v if k == "image" else v == "True" if k == "decoded_equals_encoder" else float(v)
-                     for k, v in r.items()} for r in csv.DictReader(f)]
+        rows = read_rows(out / "per_image.csv")
         qualities = [q for q in qualities if any(r["quality"] == q for r in rows)]
         return summarize(rows, args, name, qualities, out)
+    from lic.zoo import model_digest
+
+    run = {"model": name, "weights": model_digest(model).hex(), "steps": args.steps, "qualities": qualities}
+    csv_path, run_path = out / "per_image.csv", out / "run.json"
+    rows = []
+    if args.resume and csv_path.is_file():
+        earlier = json.loads(run_path.read_text()) if run_path.is_file() else None
+        if earlier != run:
+            print(f"refine_kodak: cannot resume {out}: it was measured with {earlier or 'unknown settings'}, "
+                  f"this run is {run}", file=sys.stderr)
+            return 2
+        rows = read_rows(csv_path)
+    elif csv_path.is_file():
+        csv_path.unlink()  # a new run replaces an earlier one's rows
     out.mkdir(parents=True, exist_ok=True)
+    run_path.write_text(json.dumps(run, indent=1))
     from tqdm import tqdm
 
     warm = read_image(files[0]).crop((0, 0, 64, 64))
     codec.encode(warm, model=model, quality=qualities[0], refine=2)  # first-call initialisation
-    rows = []
-    for path in tqdm(files, desc="kodak", unit="image"):
+    done = {r["image"] for r in rows}
+    for path in tqdm([f for f in files if f.name not in done], desc="kodak", unit="image"):
         img = read_image(path)
         ref = np.asarray(img.convert("RGB"))
+        new = []
         if model.progressive:
             for steps in (0, args.steps):
-                rows += [{"image": path.name, "quality": q, "steps": steps, **r}
-                         for q, r in enumerate(measure_layers(img, ref, model, steps), 1) if q in qualities]
-            continue
-        for q in qualities:
-            for steps in (0, args.steps):
-                rows.append({"image": path.name, "quality": q, "steps": steps, **measure(img, ref, model, q, steps)})
-    with open(out / "per_image.csv", "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
-        wr.writeheader()
-        wr.writerows(rows)
+                new += [{"image": path.name, "quality": q, "steps": steps, **r}
+                        for q, r in enumerate(measure_layers(img, ref, model, steps), 1) if q in qualities]
+        else:
+            for q in qualities:
+                for steps in (0, args.steps):
+                    new.append({"image": path.name, "quality": q, "steps": steps,
+                                **measure(img, ref, model, q, steps)})
+        first = not csv_path.is_file()
+        with open(csv_path, "a", newline="") as f:  # a whole image at a time: an interrupted run loses at most one
+            wr = csv.DictWriter(f, fieldnames=list(new[0]))
+            if first:
+                wr.writeheader()
+            wr.writerows(new)
+        rows += new
     return summarize(rows, args, name, qualities, out)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a per_image.csv written by this script, with their types back."""
+    with open(path, newline="") as f:
+        return [{k: v if k == "image" else v == "True" if k == "decoded_equals_encoder" else float(v)
+                 for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def summarize(rows: list[dict], args, name: str, qualities: list[int], out: Path) -> int:
