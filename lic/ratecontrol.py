@@ -162,6 +162,9 @@ def encode(image, model, iterations: int | None = None, bpp: float | None = None
     check_exact(m, exact)
     if iterations is not None and not m.progressive:
         raise ModelError(f"model '{getattr(m, 'lic_name', m.name)}' is not progressive: --iterations does not apply")
+    if iterations is not None and not m.qualities[0] <= iterations <= m.qualities[-1]:
+        raise ModelError(f"{iterations} {m.prefix_unit} not available: model '{getattr(m, 'lic_name', m.name)}' "
+                         f"codes {m.qualities[0]}..{m.qualities[-1]} {m.prefix_unit}")
     # with a fixed iteration count, coding further than K is wasted work
     return choose(candidates(image, m, max_quality=iterations, refine=refine, progress=progress, exact=exact),
                   iterations, bpp, psnr)

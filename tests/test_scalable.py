@@ -263,6 +263,8 @@ def test_rate_control_hits_its_targets(models, weights, image, tmp_path, capsys)
     assert np.array_equal(np.asarray(Image.open(png)), np.asarray(codec.decode(out.read_bytes(), model=m, layers=2)))
     assert main(["compress", str(src), "-o", str(out), "-f", "--model", w, "--bpp", "0.0001"]) == 2
     assert main(["compress", str(src), "-o", str(out), "-f", "--model", w, "-q", "2", "--psnr", "30"]) == 2
+    assert main(["compress", str(src), "-o", str(out), "-f", "--model", w, "--layers", "5"]) == 2
+    assert "5 layers not available" in capsys.readouterr().err
 
 
 def _train_steps(cfg, steps=3, size=40):
