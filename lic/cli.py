@@ -357,7 +357,8 @@ def cmd_eval(args) -> int:
     from .evaluate import evaluate
 
     if not Path(args.dir).is_dir():
-        raise InputError(f"{args.dir}: no such folder")
+        what = "is a file; lic eval takes a folder of images" if Path(args.dir).exists() else "no such folder"
+        raise InputError(f"{args.dir}: {what}")
     model = _load(args.model)
     out = Path(args.out) if args.out else Path("results") / f"eval-{Path(args.dir).name}-{getattr(model, 'lic_name', 'model')}"
     summary = evaluate(model, args.dir, out, qualities=args.qualities, max_images=args.limit, progress=not args.quiet,
@@ -366,7 +367,8 @@ def cmd_eval(args) -> int:
     for q, v in summary["qualities"].items():
         ms = "n/a" if v["ms_ssim"] is None else f"{v['ms_ssim']:.4f}"
         print(f"{q:>3} {v['bpp']:8.4f} {v['psnr']:8.2f} {ms:>8} {v['encode_s']:7.3f} {v['decode_s']:7.3f}")
-    print(f"written: {out / 'per_image.csv'}, {out / 'summary.json'}")
+    skipped = f", {len(summary['skipped'])} unreadable skipped" if summary["skipped"] else ""
+    print(f"written: {out / 'per_image.csv'}, {out / 'summary.json'} ({summary['images']} images{skipped})")
     return 0
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import codec, metrics
 from .data import list_images
-from .errors import InputError
+from .errors import InputError, OutputError
 from .imageio import read_image
 
 FIELDS = ["image", "width", "height", "quality", "bytes", "bpp", "psnr", "ms_ssim", "ms_ssim_db",
@@ -38,17 +38,27 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
     files = list_images(folder)
     if not files:
         raise InputError(f"no images found in {folder}")
+    if max_images is not None and max_images < 1:
+        raise InputError(f"--limit takes a number of images >= 1, got {max_images}")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise OutputError(f"--out must be a folder: {out} is a file")
     if max_images:
         files = files[:max_images]
     qualities = list(qualities or model.qualities)
     for q in qualities:
         model.check_quality(q)
-    rows = []
+    rows, skipped = [], []
     from tqdm import tqdm
 
     with tqdm(total=len(files) * len(qualities), desc="eval", unit="file", disable=not progress) as bar:
         for path in files:
-            img = read_image(path)
+            try:
+                img = read_image(path)
+            except InputError as exc:  # one broken file does not end an evaluation; it is named and counted
+                warnings.warn(f"skipped: {exc}", stacklevel=2)
+                skipped.append(path.name)
+                bar.update(len(qualities))
+                continue
             ref = codec.reference_rgb(img)
             for q in qualities:
                 t0 = time.perf_counter()
@@ -64,8 +74,10 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
                              "ms_ssim_db": metrics.ms_ssim_db(ms) if not math.isnan(ms) else math.nan,
                              "table_bytes": (enc.table_bits or 0) / 8, "encode_s": t1 - t0, "decode_s": t2 - t1})
                 bar.update(1)
-    summary = {"model": getattr(model, "lic_name", model.name), "images": len(files), "refine": refine,
-               "qualities": {}}
+    if skipped and len(skipped) == len(files):
+        raise InputError(f"none of the {len(files)} images in {folder} could be read")
+    summary = {"model": getattr(model, "lic_name", model.name), "images": len(files) - len(skipped),
+               "skipped": skipped, "refine": refine, "qualities": {}}
     for q in qualities:
         sel = [r for r in rows if r["quality"] == q]
         summary["qualities"][str(q)] = {k: _mean([r[k] for r in sel]) for k in FIELDS[4:]}
@@ -73,7 +85,7 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
     small = sum(math.isnan(r["ms_ssim"]) for r in rows if r["quality"] == qualities[0])
     if small:
         warnings.warn(f"MS-SSIM needs images of at least {metrics.MS_SSIM_MIN_SIDE} px on the short side: not measured "
-                      f"for {small} of {len(files)} images (their means leave them out; null when none is left)",
+                      f"for {small} of {summary['images']} images (their means leave them out; null when none is left)",
                       stacklevel=2)
     if out is not None:
         out = Path(out)

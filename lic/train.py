@@ -39,6 +39,7 @@ import copy
 import json
 import math
 import os
+import pickle
 import random
 import time
 import warnings
@@ -51,10 +52,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from . import metrics, zoo
 from .data import CropDataset
-from .errors import InputError, ModelError
+from .errors import InputError, LicError, ModelError, OutputError
 from .layers import GDN
 from .layers.integer import keep_storable_
 from .models import build
+
+MIN_CROP = 16  # pixels: smaller training crops are padded to the models' 16-pixel grid anyway
 
 
 def _dist_setup():
@@ -98,9 +101,12 @@ def _initial_model(args):
         warnings.warn(f"{'--config/' if exact else ''}--lambda/--channels ignored: --resume continues with the "
                       "model configuration stored in its checkpoint or weights", stacklevel=2)
     if exact:
-        ckpt = torch.load(args.resume, map_location="cpu", weights_only=False)
-        model = build(ckpt["config"])
-        model.load_state(ckpt["model"])
+        try:
+            ckpt = torch.load(args.resume, map_location="cpu", weights_only=False)
+            model = build(ckpt["config"])
+            model.load_state(ckpt["model"])
+        except (LicError, OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+            raise InputError(f"{args.resume}: not a lic training checkpoint ({exc.__class__.__name__})") from None
         return model, ckpt
     extra = _config_arg(args)
     if args.resume:
@@ -176,10 +182,10 @@ def train(args) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+    model, ckpt = _initial_model(args)
+    data = CropDataset(args.data, crop=args.crop, length=10 ** 7)  # lists the images: fails before --out is made
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-
-    model, ckpt = _initial_model(args)
     for m in model.modules():
         if isinstance(m, GDN):
             m.settle_bounds()  # the same function: frozen layers keep their outputs exactly
@@ -210,7 +216,6 @@ def train(args) -> dict:
         opt.load_state_dict(ckpt["opt"])  # same parameter order under upgrade_state (tested)
         step, used = ckpt["step"], ckpt["elapsed"]
 
-    data = CropDataset(args.data, crop=args.crop, length=10 ** 7)
     sampler = DistributedSampler(data, world, rank, shuffle=True, seed=args.seed) if world > 1 else None
     loader = DataLoader(data, batch_size=args.batch, shuffle=sampler is None, sampler=sampler,
                         num_workers=args.workers, pin_memory=dev.type == "cuda", drop_last=True,
@@ -358,7 +363,7 @@ def add_arguments(p) -> None:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    p.add_argument("--ckpt-minutes", type=float, default=1.0)
+    p.add_argument("--ckpt-minutes", type=float, default=1.0, help="minutes between checkpoints (0: after every step; default 1)")
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--eval-dir", help="evaluate the final weights on real files from this folder")
     p.add_argument("--eval-images", type=int, help="evaluate on at most this many images")
@@ -370,9 +375,32 @@ def add_arguments(p) -> None:
 
 
 def check_arguments(args) -> None:
+    """What a user can get wrong on the command line, checked before a folder is made or a model built."""
     if not Path(args.data).is_dir():
+        if Path(args.data).exists():
+            raise InputError(f"--data must be a folder of images: {args.data} is a file")
         raise InputError(f"training data folder not found: {args.data}")
+    for flag, value in (("--minutes", args.minutes), ("--lr", args.lr), ("--clip", args.clip)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"{flag} takes a positive number, got {value:g}")
+    if not (math.isfinite(args.ckpt_minutes) and args.ckpt_minutes >= 0):  # 0: a checkpoint after every step
+        raise InputError(f"--ckpt-minutes takes a number >= 0, got {args.ckpt_minutes:g}")
+    for flag, value, least in (("--steps", args.steps, 1), ("--batch", args.batch, 1), ("--warmup", args.warmup, 1),
+                               ("--log-every", args.log_every, 1), ("--workers", args.workers, 0),
+                               ("--eval-images", args.eval_images, 1), ("--crop", args.crop, MIN_CROP)):
+        if value is not None and value < least:
+            raise InputError(f"{flag} takes a whole number >= {least}, got {value}")
     if not (args.minutes or args.steps):
         raise InputError("give a budget: --minutes M or --steps N")
+    if args.lambdas and not all(math.isfinite(v) and v > 0 for v in args.lambdas):
+        raise InputError(f"--lambda takes positive numbers, got {' '.join(f'{v:g}' for v in args.lambdas)}")
+    if args.channels and min(args.channels) < 1:
+        raise InputError(f"--channels takes two positive widths, got {' '.join(map(str, args.channels))}")
+    if args.eval_dir and not Path(args.eval_dir).is_dir():
+        raise InputError(f"--eval-dir: no such folder: {args.eval_dir}")
+    if args.resume and str(args.resume).endswith(".pt") and not Path(args.resume).is_file():
+        raise InputError(f"checkpoint not found: {args.resume}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise OutputError(f"--out must be a folder: {args.out} is a file")
     if getattr(args, "decoder_only", False) and not args.resume:
         raise InputError("--decoder-only fine-tunes trained weights: give them with --resume")

@@ -292,6 +292,40 @@ def test_eval_writes_csv_and_json(tmp_path, photos):
         assert float(r["bpp"]) == pytest.approx(8 * int(r["bytes"]) / (168 * 200))
 
 
+def test_eval_skips_unreadable_files_and_refuses_bad_options(tmp_path, photos):
+    """A broken file among the images is named, skipped and counted; the others are measured.  A file for the
+    folder, a --limit below 1 and an --out that is a file are refused in one line, with nothing written."""
+    import json
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    photos["coffee"].save(d / "a.png")
+    (d / "b.png").write_bytes(b"\x89PNG not really")
+    p = subprocess.run([sys.executable, "-m", "lic", "eval", str(d), "--qualities", "1", "--out", str(tmp_path / "ev"),
+                        "--quiet"], capture_output=True, text=True)
+    assert p.returncode == 0 and "Traceback" not in p.stderr
+    assert [line for line in p.stderr.splitlines() if line.strip()] == [
+        f"lic: warning: skipped: {d / 'b.png'}: not a readable image (UnidentifiedImageError: cannot identify image "
+        f"file '{d / 'b.png'}')"]
+    assert p.stdout.splitlines()[-1].endswith("(1 images, 1 unreadable skipped)")
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["images"] == 1 and summary["skipped"] == ["b.png"] and summary["qualities"]["1"]["psnr"] > 20
+    (tmp_path / "afile").write_bytes(b"x")
+    for args, message in (([str(d / "a.png")], f"{d / 'a.png'}: is a file; lic eval takes a folder of images"),
+                          ([str(d), "--limit", "0"], "--limit takes a number of images >= 1, got 0"),
+                          ([str(d), "--limit", "-1"], "--limit takes a number of images >= 1, got -1"),
+                          ([str(d), "--out", str(tmp_path / "afile")], f"--out must be a folder: {tmp_path / 'afile'} is a file")):
+        p = subprocess.run([sys.executable, "-m", "lic", "eval", *args, "--quiet", *(["--out", str(tmp_path / "no")]
+                            if "--out" not in args else [])], capture_output=True, text=True)
+        assert p.returncode == 2 and p.stderr.strip() == f"lic: error: {message}", p.stderr
+    assert not (tmp_path / "no").exists() and (tmp_path / "afile").read_bytes() == b"x"
+    (d / "a.png").unlink()
+    p = subprocess.run([sys.executable, "-m", "lic", "eval", str(d), "--out", str(tmp_path / "no"), "--quiet"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.splitlines()[-1] == f"lic: error: none of the 1 images in {d} could be read"
+    assert not (tmp_path / "no").exists()
+
+
 def test_eval_of_images_too_small_for_ms_ssim(tmp_path, photos):
     """MS-SSIM is undefined below 161 px: the means leave such images out (null when none is left, so the
     JSON stays strict), and one warning line says so."""

@@ -100,6 +100,62 @@ def test_bad_training_input(tmp_path):
     (tmp_path / "empty").mkdir()
     assert main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--steps", "1"]) == 2
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2  # no budget
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--steps", "0"], "--steps takes a whole number >= 1, got 0"),
+    (["--steps", "1", "--minutes", "-1"], "--minutes takes a positive number, got -1"),
+    (["--steps", "1", "--batch", "0"], "--batch takes a whole number >= 1, got 0"),
+    (["--steps", "1", "--crop", "8"], "--crop takes a whole number >= 16, got 8"),
+    (["--steps", "1", "--lr", "0"], "--lr takes a positive number, got 0"),
+    (["--steps", "1", "--warmup", "0"], "--warmup takes a whole number >= 1, got 0"),
+    (["--steps", "1", "--workers", "-1"], "--workers takes a whole number >= 0, got -1"),
+    (["--steps", "1", "--lambda", "0.01", "-0.02"], "--lambda takes positive numbers, got 0.01 -0.02"),
+    (["--steps", "1", "--eval-dir", "nowhere"], "--eval-dir: no such folder: nowhere"),
+    (["--steps", "1", "--resume", "nowhere.pt"], "checkpoint not found: nowhere.pt"),
+    (["--steps", "1", "--resume", "{bogus}"], "{bogus}: not a lic training checkpoint (UnpicklingError)"),
+    (["--steps", "1", "--resume", "no-such-model"], "unknown model 'no-such-model' (available: "),
+])
+def test_bad_training_options_are_refused_before_anything_is_written(tmp_path, data_dir, option, message, capsys):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_text("not a checkpoint")
+    option = [o.replace("{bogus}", str(bogus)) for o in option]
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--quiet", *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"lic: error: {message.replace('{bogus}', str(bogus))}") and "\n" not in err
+    assert not out.exists()
+
+
+def test_training_skips_unreadable_images_with_a_warning(tmp_path, data_dir, capsys):
+    """A folder with a file that is no image and one that is cut short: both are named in warnings, the run
+    trains on the rest; a folder of nothing but broken files is refused before --out is made."""
+    import shutil
+
+    d = tmp_path / "mixed"
+    shutil.copytree(data_dir, d)
+    (d / "notes.png").write_text("not an image")
+    jpeg = (d / "cut.jpg")
+    Image.open(data_dir / "coffee.png").convert("RGB").save(jpeg, quality=90)
+    jpeg.write_bytes(jpeg.read_bytes()[:2000])
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).save(d / "deep.png")  # 16-bit grey
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(d), "--out", str(out), "--steps", "12", *ARGS]) == 0
+    err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("lic:")]
+    assert err[0] == f"lic: warning: skipping 1 unreadable file in {d} (first: {d / 'notes.png'}: UnidentifiedImageError)"
+    assert set(err[1:]) <= {f"lic: warning: training image {d / 'cut.jpg'} cannot be decoded (OSError); using others"}
+    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 12
+    from lic.data import CropDataset
+
+    crop = CropDataset(d, crop=32)._crop(d / "deep.png")  # 16-bit scaled to 8 bits, not clipped to white
+    assert crop.dtype == torch.uint8 and crop.shape == (3, 32, 32) and 0 < crop.float().mean() < 250
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.jpg").write_text("no")
+    assert main(["train", "--data", str(bad), "--out", str(tmp_path / "o"), "--steps", "1", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"lic: error: no readable images found in {bad}")
+    assert not (tmp_path / "o").exists()
 
 
 def test_rate_term_stays_fp32_under_bf16_autocast():
