@@ -32,11 +32,17 @@ def _as_image(image):
         return read_image_bytes(bytes(image), "image bytes")
     import numpy as np
 
-    a = np.asarray(image)
-    if a.dtype != np.uint8:
-        from .errors import InputError
+    from .errors import InputError
 
-        raise InputError("numpy images must be uint8 (H×W, H×W×3 or H×W×4)")
+    if not hasattr(image, "__array__") and not isinstance(image, (list, tuple)):
+        raise InputError(f"expected a PIL image, a path, the bytes of an image file or a uint8 array, "
+                         f"got {type(image).__name__}")
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        shape = "×".join(map(str, a.shape)) or "scalar"
+        raise InputError(f"numpy images must be uint8 H×W, H×W×3 or H×W×4 arrays, got {a.dtype} {shape}")
     return Image.fromarray(a)
 
 
@@ -67,9 +73,18 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
                        exact=exact).data
 
 
-def decompress(data: bytes, model=None, layers: int | None = None):
-    """Decode ``.lic`` bytes into a PIL image of the original size and mode."""
+def decompress(data, model=None, layers: int | None = None):
+    """Decode ``.lic`` bytes (or the ``.lic`` file at a path) into a PIL image of the original size and mode;
+    ``layers``: progressive models, the first K iterations / layers only."""
     from .codec import decode
+
+    if isinstance(data, (str, Path)):
+        from .errors import InputError
+
+        path = Path(data)
+        if not path.is_file():
+            raise InputError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}")
+        data = path.read_bytes()
 
     return decode(bytes(data), model=model, layers=layers)
 

@@ -87,7 +87,8 @@ def _open_image(source, label: str, short: str) -> Image.Image:
             im = ImageOps.exif_transpose(im)
             return im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{label}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+        why = str(exc) if isinstance(source, (str, Path)) else str(exc).replace(repr(source), "the data")
+        raise InputError(f"{label}: not a readable image ({exc.__class__.__name__}: {why})") from None
     except Image.DecompressionBombError as exc:
         raise InputError(f"{label}: {exc}") from None
 

@@ -125,8 +125,24 @@ def test_api_accepts_paths_arrays_and_file_bytes(tiny, photo_file):
     b = lic.decompress(lic.compress(np.asarray(Image.open(photo_file)), model=tiny), model=tiny)
     assert np.array_equal(np.asarray(a), np.asarray(b))
     assert lic.compress(photo_file.read_bytes(), model=tiny) == lic.compress(photo_file, model=tiny)
-    with pytest.raises(InputError, match="not a readable image"):
+    with pytest.raises(InputError, match="not a readable image") as bad:
         lic.compress(b"not an image", model=tiny)
+    assert "BytesIO" not in str(bad.value)  # the message names no Python object
+    # the .lic file's path decodes as its bytes do
+    lic_file = photo_file.with_suffix(".lic")
+    lic_file.write_bytes(lic.compress(photo_file, model=tiny))
+    assert np.array_equal(np.asarray(lic.decompress(lic_file, model=tiny)), np.asarray(a))
+    assert np.array_equal(np.asarray(lic.decompress(str(lic_file), model=tiny)), np.asarray(a))
+    with pytest.raises(InputError, match="no such file"):
+        lic.decompress(photo_file.with_suffix(".none"))
+    # an H×W×1 array is grey; other shapes, dtypes and objects are refused in one line
+    grey = np.asarray(Image.open(photo_file).convert("L"))
+    assert lic.compress(grey[..., None], model=tiny) == lic.compress(grey, model=tiny)
+    for wrong, message in ((np.zeros((8, 8, 5), np.uint8), "got uint8 8×8×5"),
+                           (np.zeros((8, 8, 3)), "got float64 8×8×3"),
+                           (5, "got int"), (None, "got NoneType")):
+        with pytest.raises(InputError, match=message):
+            lic.compress(wrong, model=tiny)
 
 
 def test_other_weights_are_refused_by_name(tiny_weights, photos):
