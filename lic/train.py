@@ -30,7 +30,10 @@ file stay the same and only the decoded pixels change.
 Outputs in ``--out``: ``ckpt.pt`` (weights + optimizer, to resume exactly),
 ``model.safetensors`` (fp16, with coding tables: what gets shipped), ``log.jsonl`` (per logged step: loss,
 bpp, PSNR, and the chroma ratio of that step's batch, :func:`lic.metrics.chroma_ratio`)
-and, with ``--eval-dir``, ``eval.csv`` / ``eval.json`` measured on real files.
+``result.json`` (steps, minutes, weights digest) and, with ``--eval-dir``, ``eval/per_image.csv`` /
+``eval/summary.json`` measured on real files.  A folder that holds a run is only continued (``--resume
+OUT/ckpt.pt``) or, with ``--force``, started over; options are checked, and the images listed, before the folder
+is made.
 """
 
 from __future__ import annotations
@@ -184,8 +187,6 @@ def train(args) -> dict:
         torch.backends.cudnn.benchmark = True
     model, ckpt = _initial_model(args)
     data = CropDataset(args.data, crop=args.crop, length=10 ** 7)  # lists the images: fails before --out is made
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     for m in model.modules():
         if isinstance(m, GDN):
             m.settle_bounds()  # the same function: frozen layers keep their outputs exactly
@@ -224,7 +225,9 @@ def train(args) -> dict:
     max_steps = args.steps or math.inf
     lambdas = getattr(model, "lambdas", None)
     custom_loss = getattr(model, "training_loss", None)  # models other than the hyperprior bring their loss
-    log = open(out / "log.jsonl", "a") if rank == 0 else None
+    out = Path(args.out)  # made only now: a run refused above leaves nothing behind
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "log.jsonl", "w" if getattr(args, "force", False) else "a") if rank == 0 else None
     bar = None
     if rank == 0:
         from tqdm import tqdm
@@ -371,6 +374,8 @@ def add_arguments(p) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-f", "--force", action="store_true", help="start a new run in an --out that holds one (its "
+                   "checkpoint and weights are replaced)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -400,7 +405,13 @@ def check_arguments(args) -> None:
         raise InputError(f"--eval-dir: no such folder: {args.eval_dir}")
     if args.resume and str(args.resume).endswith(".pt") and not Path(args.resume).is_file():
         raise InputError(f"checkpoint not found: {args.resume}")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
         raise OutputError(f"--out must be a folder: {args.out} is a file")
+    held = [n for n in ("ckpt.pt", "model.safetensors") if (out / n).exists()]
+    continues = bool(args.resume) and Path(args.resume).is_file() and Path(args.resume).resolve().parent == out.resolve()
+    if held and not continues and not getattr(args, "force", False):
+        raise OutputError(f"{args.out} already holds a run ({', '.join(held)}): --resume {out / 'ckpt.pt'} continues "
+                          "it, --force starts over there, or give another --out")
     if getattr(args, "decoder_only", False) and not args.resume:
         raise InputError("--decoder-only fine-tunes trained weights: give them with --resume")

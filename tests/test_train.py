@@ -128,6 +128,30 @@ def test_bad_training_options_are_refused_before_anything_is_written(tmp_path, d
     assert not out.exists()
 
 
+def test_an_earlier_run_is_continued_or_replaced_only_on_request(tmp_path, data_dir, capsys):
+    """An --out that holds a run: a new run there is refused (its weights are kept) unless it resumes that run's
+    checkpoint or --force starts over; a refused option (here another model's --mixed-quantization) leaves no
+    folder behind."""
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "1", *ARGS]) == 0
+    before = (out / "ckpt.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "1", "--seed", "3", *ARGS]) == 2
+    assert capsys.readouterr().err.strip() == (f"lic: error: {out} already holds a run (ckpt.pt, model.safetensors): "
+                                               f"--resume {out / 'ckpt.pt'} continues it, --force starts over there, "
+                                               "or give another --out")
+    assert (out / "ckpt.pt").read_bytes() == before
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "2", "--resume",
+                 str(out / "ckpt.pt"), *ARGS]) == 0
+    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 2
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "1", "--force", *ARGS]) == 0
+    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 1
+    assert [json.loads(l)["step"] for l in (out / "log.jsonl").read_text().splitlines()] == [1]  # a new log
+    assert main(["train", "--model", "toderici2017-rnn", "--data", str(data_dir), "--out", str(tmp_path / "r"),
+                 "--steps", "1", "--mixed-quantization", "--quiet", "--workers", "0"]) == 2
+    assert not (tmp_path / "r").exists()
+
+
 def test_training_skips_unreadable_images_with_a_warning(tmp_path, data_dir, capsys):
     """A folder with a file that is no image and one that is cut short: both are named in warnings, the run
     trains on the rest; a folder of nothing but broken files is refused before --out is made."""

@@ -93,7 +93,7 @@ for m in $MODELS; do
   if [ -f ".resume/$m.safetensors" ]; then start=(--resume ".resume/$m.safetensors" $(switch_config "$m"))
   elif grep -qw -- "$m" <<<"$shipped"; then start=(--resume "$m" $(switch_config "$m"))
   else start=(--model "$m" $(fresh_config "$m")); fi
-  mkdir -p "$RUNS/$m"
+  rm -rf "$RUNS/$m"; mkdir -p "$RUNS/$m"  # a second round on a warm machine starts clean (the first was packed)
   echo "$m: ${start[*]} $(recipe "$m") $(round_options "$m") --workers $workers --minutes $MINUTES" | tee "$RUNS/$m/command.txt"
   # the time budget ends each run; timeout is the backstop that leaves a minute to pack
   timeout $(( ${MINUTES%.*} * 60 + 90 )) $PY -m lic train "${start[@]}" --name "$m" --data "$DATA" --out "$RUNS/$m" \
