@@ -44,7 +44,6 @@ Quality levels keep Ballé's gain vectors, so ``--lambdas`` needs as many values
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
