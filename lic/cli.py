@@ -373,9 +373,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .train_options import check_arguments
+
+    check_arguments(args)  # before torch is imported: a refused option answers at once
     from . import train
 
-    train.check_arguments(args)
     result = train.train(args)
     if not args.quiet and result.get("digest"):
         print(f"trained {result['steps']} steps in {result['minutes']:.1f} min -> {Path(args.out) / 'model.safetensors'}")
@@ -454,10 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
 
-    from . import train as _train
+    from .train_options import add_arguments as train_arguments
 
     t = sub.add_parser("train", help="train a model (GPU when present; torchrun for several)")
-    _train.add_arguments(t)
+    train_arguments(t)
     t.set_defaults(func=cmd_train)
 
     dm = sub.add_parser("demo", help="compress and decompress a sample photo; compare with JPEG")

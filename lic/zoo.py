@@ -18,12 +18,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from . import DEFAULT_MODEL  # noqa: F401  (defined once, in lic/__init__.py; lic.zoo.DEFAULT_MODEL stays)
 from .errors import ModelError
 from .files import new_file_mode
 from .models import CompressionModel, build
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "bmshj2018-hyperprior"
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> bytes:

@@ -361,3 +361,14 @@ def test_a_closed_output_pipe_stops_quietly(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["models"]) == 141
     assert capsys.readouterr().err == ""
+
+
+def test_help_version_and_refused_training_options_do_not_import_torch(tmp_path):
+    """`lic --help`, `lic --version` and a refused `lic train` option answer at once: importing torch takes
+    seconds, and none of them needs it."""
+    code = ("import sys\nfrom lic.cli import build_parser, main\nbuild_parser()\n"
+            f"rc = main(['train', '--data', {str(tmp_path)!r}, '--out', {str(tmp_path / 'o')!r}, '--steps', '0'])\n"
+            "print(rc, 'torch' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.stdout.split() == ["2", "False"], p.stderr
+    assert p.stderr.strip() == "lic: error: --steps takes a whole number >= 1, got 0"
