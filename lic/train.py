@@ -58,9 +58,8 @@ from .data import CropDataset
 from .errors import InputError, LicError, ModelError
 from .layers import GDN
 from .layers.integer import keep_storable_
-from .train_options import MIN_CROP, add_arguments, check_arguments  # noqa: F401  (lic.train's public names)
 from .models import build
-
+from .train_options import MIN_CROP, add_arguments, check_arguments  # noqa: F401  (lic.train's public names)
 
 
 def _dist_setup():
