@@ -306,8 +306,10 @@ def test_lic_train_saves_a_working_model(tmp_path, photos, capsys):
                  "--config", bad]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"LPIPS weights not found at {tmp_path / 'nope.pth'}" in err
-    assert main(["train", "--model", "attention-factorized", *common, "--config", '{"entropy": "gmm"}']) == 2
+    assert main(["train", "--model", "attention-factorized", *common, "--out", str(tmp_path / "r3"),
+                 "--config", '{"entropy": "gmm"}']) == 2  # a new --out: the first one holds a run (refused as such)
     assert "unknown entropy model" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
 
 
 def test_warm_start_with_another_loss(tmp_path, photos, capsys):

@@ -376,9 +376,13 @@ def test_lic_train_saves_a_working_progressive_model(tmp_path, photos, capsys):
     b = lic.compress(img, model=model, quality=3)
     assert lic.decompress(b, model=model).size == (50, 40)
     assert lic.decompress(b, model=model, layers=1).size == (50, 40)
-    assert main(["train", "--model", "toderici2017-rnn", "--data", str(data), "--out", str(out), "--steps", "1",
-                 "--config", "{not json"]) == 2
-    assert main(["train", "--model", "nonesuch", "--data", str(data), "--out", str(out), "--steps", "1"]) == 2
+    capsys.readouterr()  # a new --out for each refusal below: the first one holds a run (refused as such)
+    assert main(["train", "--model", "toderici2017-rnn", "--data", str(data), "--out", str(tmp_path / "x"), "--steps",
+                 "1", "--config", "{not json"]) == 2
+    assert "--config is not valid JSON" in capsys.readouterr().err
+    assert main(["train", "--model", "nonesuch", "--data", str(data), "--out", str(tmp_path / "x"), "--steps", "1"]) == 2
+    assert "unknown model to train: nonesuch" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
     capsys.readouterr()
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "ft"), "--steps", "1", "--decoder-only",
                  "--resume", str(out / "model.safetensors")]) == 2
