@@ -211,7 +211,8 @@ def cmd_decompress(args) -> int:
     mode = codec.read_header(data).header.mode
     if fmt == "JPEG" and mode in ("LA", "RGBA"):
         raise OutputError(f"{out}: JPEG has no alpha channel and this image is {mode} (write .png, .webp or .tif)")
-    img = codec.decode(data, model=args.model, layers=args.layers)
+    dec = codec.decode_file(data, model=args.model, layers=args.layers)
+    img = dec.image
     if to_stdout:
         buf = io.BytesIO()
         _save_image(img, buf, fmt)
@@ -220,7 +221,8 @@ def cmd_decompress(args) -> int:
         write_atomic(out, save=lambda tmp: _save_image(img, tmp, fmt))
     if not args.quiet:
         print(f"{'stdin' if from_stdin else src} -> {'stdout (PNG)' if to_stdout else out}: "
-              f"{img.size[0]}x{img.size[1]} {img.mode}", file=sys.stderr if to_stdout else sys.stdout)
+              f"{img.size[0]}x{img.size[1]} {img.mode}{', ' + dec.prefix if dec.prefix else ''}",
+              file=sys.stderr if to_stdout else sys.stdout)
     return 0
 
 

@@ -115,8 +115,19 @@ def _model_for(header: Header, model=None) -> CompressionModel:
     return m
 
 
+@dataclass
+class Decoded:
+    image: Image.Image
+    prefix: str | None = None  # progressive models: what was decoded, e.g. "4 iterations"
+
+
 def decode(data: bytes, model=None, layers: int | None = None) -> Image.Image:
     """Decode a ``.lic`` file.  ``layers`` limits progressive models to their first K layers."""
+    return decode_file(data, model=model, layers=layers).image
+
+
+def decode_file(data: bytes, model=None, layers: int | None = None) -> Decoded:
+    """:func:`decode`, also saying how many layers of a progressive file were decoded."""
     f = container.read(data)
     h = f.header
     m = _model_for(h, model)
@@ -131,6 +142,9 @@ def decode(data: bytes, model=None, layers: int | None = None) -> Image.Image:
             raise ModelError(f"model '{h.model}' is not progressive: --iterations/--layers do not apply")
         if layers < 1:
             raise ModelError(f"--iterations/--layers must be at least 1, got {layers}")
+        if layers > len(chunks) and not f.truncated:  # a truncated file has warned already
+            warnings.warn(f"--iterations/--layers {layers}: the file holds {len(chunks)} {m.prefix_unit}; "
+                          f"decoding all of them", stacklevel=2)
         chunks = chunks[:layers]
     alpha = None
     if h.mode in ("RGBA", "LA"):
@@ -143,7 +157,8 @@ def decode(data: bytes, model=None, layers: int | None = None) -> Image.Image:
         icc = decode_icc(icc)
     with torch.inference_mode():
         x_hat = m.decompress(chunks, h.height, h.width, h.quality, h.params)
-    return assemble(from_tensor(x_hat), h.mode, alpha, icc)
+    prefix = f"{len(chunks)} {m.prefix_unit}" if m.progressive else None
+    return Decoded(assemble(from_tensor(x_hat), h.mode, alpha, icc), prefix)
 
 
 def reference_rgb(image: Image.Image) -> np.ndarray:

@@ -76,7 +76,8 @@ def test_every_prefix_decodes_to_the_encoders_reconstruction(rnn, image):
         assert (k < n) == any("truncated" in str(w.message) for w in caught)
         # the same as compressing with k iterations in the first place
         assert container.read(lic.compress(image, model=rnn, quality=k)).model_chunks() == comp.chunks[:k]
-    assert np.array_equal(np.asarray(lic.decompress(data, model=rnn, layers=99)), recs[-1])
+    with pytest.warns(UserWarning, match="the file holds 5 iterations"):
+        assert np.array_equal(np.asarray(lic.decompress(data, model=rnn, layers=99)), recs[-1])
 
 
 def test_cut_inside_a_chunk_warns_and_decodes_the_complete_ones(rnn, image):
@@ -289,6 +290,16 @@ def test_cli_rate_control_decompress_iterations_and_info(rnn_weights, rnn, image
     assert main(["info", str(out)]) == 0
     info = capsys.readouterr().out
     assert "data 5" in info and "chunks    5 (complete)" in info
+    # the summary line says how many iterations were decoded; asking for more than the file holds warns
+    assert main(["decompress", str(out), "-o", str(png), "--force", "--model", str(rnn_weights),
+                 "--iterations", "3"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("RGB, 3 iterations")
+    assert main(["decompress", str(out), "-o", str(png), "--force", "--model", str(rnn_weights),
+                 "--iterations", "9"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.rstrip().endswith("RGB, 5 iterations")
+    assert "--iterations/--layers 9: the file holds 5 iterations; decoding all of them" in cap.err
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(codec.decode(out.read_bytes(), model=rnn)))
     # exclusive options and a budget below one iteration: one-line errors
     assert main(["compress", str(src), "-o", str(out), "--force", "--model", str(rnn_weights), "-q", "2",
                  "--bpp", "1"]) == 2
