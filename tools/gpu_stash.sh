@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Make room in what the device tool carries (64 MiB in all, tracked files included): the shipped weights
+# (lic/weights/*.safetensors, ~41 MiB) plus a training pack do not fit.  Before a GPU round:
+#   tools/gpu_stash.sh save      # copies the weights of MODELS into .resume/ (unless one is there already),
+#                                # then moves every shipped weights file into .stash/
+# and straight after the device call returns:
+#   tools/gpu_stash.sh restore   # puts them back (git status is clean again)
+# The round then starts each model from .resume/<model>.safetensors (tools/gpu_round.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODELS=${MODELS:-"bmshj2018-hyperprior toderici2017-rnn su2020-rnn-hyperprior"}
+case "${1:-}" in
+  save)
+    mkdir -p .resume .stash
+    for m in $MODELS; do
+      [ -f ".resume/$m.safetensors" ] || cp "lic/weights/$m.safetensors" ".resume/$m.safetensors"
+    done
+    mv lic/weights/*.safetensors .stash/
+    echo "weights moved to .stash/; .resume/ holds: $(ls .resume | tr '\n' ' ')" ;;
+  restore)
+    ls .stash/*.safetensors >/dev/null 2>&1 || { echo "nothing in .stash/"; exit 1; }
+    mv .stash/*.safetensors lic/weights/
+    git status --short lic/weights ;;
+  *) echo "usage: tools/gpu_stash.sh save|restore" >&2; exit 2 ;;
+esac
