@@ -47,7 +47,8 @@ def _as_image(image):
 
 
 def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iterations: int | None = None,
-             bpp: float | None = None, psnr: float | None = None, refine: int = 0, exact: bool = False) -> bytes:
+             bpp: float | None = None, psnr: float | None = None, refine: int = 0, exact: bool = False,
+             device=None) -> bytes:
     """Compress a PIL image, a path, the bytes of an image file or a uint8 array into the bytes of a ``.lic`` file.
 
     Rate control (one of): ``iterations`` (progressive models: stop after K), ``bpp``
@@ -58,7 +59,10 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     (README); decoding is unchanged.
     ``exact``: a file whose decoded pixels are the same on every machine (:mod:`lic.layers.exact`), decoded in
     about 4x the time.
+    ``device``: where a model given by name runs its networks (see :func:`load_model`).
     """
+    if device is not None and isinstance(model, (str, Path)):
+        model = load_model(model, device=device)
     if iterations is None and bpp is None and psnr is None:
         from .codec import encode
 
@@ -73,9 +77,9 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
                        exact=exact).data
 
 
-def decompress(data, model=None, layers: int | None = None):
+def decompress(data, model=None, layers: int | None = None, device=None):
     """Decode ``.lic`` bytes (or the ``.lic`` file at a path) into a PIL image of the original size and mode;
-    ``layers``: progressive models, the first K iterations / layers only."""
+    ``layers``: progressive models, the first K iterations / layers only; ``device``: see :func:`load_model`."""
     from .codec import decode
 
     if isinstance(data, (str, Path)):
@@ -86,14 +90,18 @@ def decompress(data, model=None, layers: int | None = None):
             raise InputError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}")
         data = path.read_bytes()
 
-    return decode(bytes(data), model=model, layers=layers)
+    return decode(bytes(data), model=model, layers=layers, device=device)
 
 
-def load_model(name: str = DEFAULT_MODEL):
-    """A shipped model by name (see ``lic models``) or a weights file by path."""
+def load_model(name: str = DEFAULT_MODEL, device=None):
+    """A shipped model by name (see ``lic models``) or a weights file by path.  ``device`` ("cuda", "mps"; default
+    the CPU): where its networks run; pass the model to :func:`compress` / :func:`decompress`.  The entropy coding
+    stays on the CPU in integers, so a file made on one device decodes on any other; only float rounding differs
+    between devices (an encoder's latents may round differently, and so may the pixels of a decode that is not
+    ``exact``)."""
     from .zoo import load_model as _load
 
-    return _load(name)
+    return _load(name, device=device)
 
 
 def list_models() -> list[str]:

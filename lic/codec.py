@@ -32,8 +32,9 @@ class Encoded:
     table_bits: float | None = None  # ideal bits under the integer tables (model chunks only)
 
 
-def _resolve(model) -> CompressionModel:
-    return model if isinstance(model, CompressionModel) else zoo.load_model(model)
+def _resolve(model, device=None) -> CompressionModel:
+    """A model object as it is (on its own device), or a name / weights path loaded onto ``device``."""
+    return model if isinstance(model, CompressionModel) else zoo.load_model(model, device=device)
 
 
 def _name(model: CompressionModel) -> str:
@@ -99,12 +100,13 @@ def read_header(data: bytes) -> container.LicFile:
     return container.read(data)
 
 
-def _model_for(header: Header, model=None) -> CompressionModel:
+def _model_for(header: Header, model=None, device=None) -> CompressionModel:
     if model is not None:
-        m = _resolve(model)
+        m = _resolve(model, device)
     else:
+        zoo.check_device(device)  # an unusable device is the first thing to say
         try:
-            m = zoo.load_model(header.model)
+            m = zoo.load_model(header.model, device=device)
         except ModelError:
             raise ModelError(f"this file needs model '{header.model}', which is not installed "
                              f"(pass its weights with --model PATH)") from None
@@ -121,16 +123,18 @@ class Decoded:
     prefix: str | None = None  # progressive models: what was decoded, e.g. "4 iterations"
 
 
-def decode(data: bytes, model=None, layers: int | None = None) -> Image.Image:
-    """Decode a ``.lic`` file.  ``layers`` limits progressive models to their first K layers."""
-    return decode_file(data, model=model, layers=layers).image
+def decode(data: bytes, model=None, layers: int | None = None, device=None) -> Image.Image:
+    """Decode a ``.lic`` file.  ``layers`` limits progressive models to their first K layers; ``device``: where
+    the model named by the file runs its networks (:func:`lic.zoo.check_device`; the latents are the same on
+    any device, the synthesized pixels of a file not written with ``exact`` may differ in their rounding)."""
+    return decode_file(data, model=model, layers=layers, device=device).image
 
 
-def decode_file(data: bytes, model=None, layers: int | None = None) -> Decoded:
+def decode_file(data: bytes, model=None, layers: int | None = None, device=None) -> Decoded:
     """:func:`decode`, also saying how many layers of a progressive file were decoded."""
     f = container.read(data)
     h = f.header
-    m = _model_for(h, model)
+    m = _model_for(h, model, device)
     chunks = f.model_chunks()
     if f.truncated:
         if not m.progressive:

@@ -119,25 +119,53 @@ def load_weights(path: str | Path, device: str = "cpu") -> CompressionModel:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(path: str, stamp: tuple[int, int]) -> CompressionModel:
-    return load_weights(path)
+def _load_cached(path: str, stamp: tuple[int, int], device: str) -> CompressionModel:
+    return load_weights(path, device)
 
 
-def _cached(path: Path) -> CompressionModel:
-    """Loaded once per file *version*: a weights file rewritten in place (a training run's export) is read again."""
+def _cached(path: Path, device: str = "cpu") -> CompressionModel:
+    """Loaded once per file *version* and device: a weights file rewritten in place (a training run's export)
+    is read again."""
     st = path.stat()
-    return _load_cached(str(path), (st.st_mtime_ns, st.st_size))
+    return _load_cached(str(path), (st.st_mtime_ns, st.st_size), device)
 
 
-def load_model(name: str | Path = DEFAULT_MODEL) -> CompressionModel:
-    """A shipped model by name, or a weights file by path."""
+def check_device(device: str | torch.device | None) -> str:
+    """The device a model runs its networks on, as a canonical string ("cpu", "cuda", "cuda:1", "mps");
+    a one-line ModelError when this torch cannot use it.  Coding (integer networks, tables, the entropy
+    coder) stays on the CPU whatever the device: files do not depend on it (lic.models.base)."""
+    if device is None:
+        return "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelError(f"unknown device '{device}' (try cpu, cuda, cuda:1 or mps)") from None
+    if dev.type == "cpu":
+        return "cpu"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"device '{device}' is not available: this torch ({torch.__version__}) sees no CUDA GPU")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelError(f"device '{device}' is not available: {torch.cuda.device_count()} CUDA GPU(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ModelError(f"device '{device}' is not available: this torch sees no Apple GPU (MPS)")
+    else:
+        raise ModelError(f"device '{device}' is not supported (try cpu, cuda, cuda:1 or mps)")
+    return str(dev)
+
+
+def load_model(name: str | Path = DEFAULT_MODEL, device: str | torch.device | None = None) -> CompressionModel:
+    """A shipped model by name, or a weights file by path; ``device``: where its networks run (default the CPU;
+    see :func:`check_device`).  The same model object is returned for the same file and device."""
+    device = check_device(device)
     s = str(name)
     if s.endswith(".safetensors") or Path(s).is_file():
         if not Path(s).is_file():
             raise ModelError(f"weights file not found: {s}")
-        return _cached(Path(s).resolve())
+        return _cached(Path(s).resolve(), device)
     models = shipped()
     if s not in models:
         known = ", ".join(models) or "none installed"
         raise ModelError(f"unknown model '{s}' (available: {known})")
-    return _cached(Path(models[s]))
+    return _cached(Path(models[s]), device)

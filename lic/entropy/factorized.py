@@ -86,7 +86,7 @@ class FactorizedPrior(nn.Module):
         return torch.frombuffer(bytearray(h.digest()), dtype=torch.uint8).clone()
 
     def tables_current(self) -> bool:
-        return self.freqs.numel() > 0 and bool(torch.equal(self.tables_of, self._fingerprint()))
+        return self.freqs.numel() > 0 and bool(torch.equal(self.tables_of.cpu(), self._fingerprint()))
 
     @torch.no_grad()
     def update(self) -> None:
@@ -116,7 +116,8 @@ class FactorizedPrior(nn.Module):
         self.tables_of = self._fingerprint()
 
     def _tables(self):
-        return {"freqs": self.freqs, "lengths": self.lengths, "offsets": self.offsets}
+        """The integer tables, on the CPU where the coder runs (the module may be on a GPU with its model)."""
+        return {"freqs": self.freqs.cpu(), "lengths": self.lengths.cpu(), "offsets": self.offsets.cpu()}
 
     def _rows(self, shape) -> np.ndarray:
         return np.broadcast_to(np.arange(self.channels).reshape(1, -1, 1, 1), shape)
@@ -132,5 +133,6 @@ class FactorizedPrior(nn.Module):
 
     def table_bits(self, z_hat: torch.Tensor) -> float:
         v = z_hat.detach().cpu().numpy().astype(np.int64)
-        return T.table_bits(v.ravel(), self._rows(v.shape).ravel(), self.freqs.numpy(),
-                            self.lengths.numpy(), self.offsets.numpy())
+        t = self._tables()
+        return T.table_bits(v.ravel(), self._rows(v.shape).ravel(), t["freqs"].numpy(), t["lengths"].numpy(),
+                            t["offsets"].numpy())

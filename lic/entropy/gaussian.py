@@ -77,7 +77,8 @@ class GaussianConditional(nn.Module):
         self.freqs, self.lengths, self.offsets = packed["freqs"], packed["lengths"], packed["offsets"]
 
     def _tables(self):
-        return {"freqs": self.freqs, "lengths": self.lengths, "offsets": self.offsets}
+        """The integer tables, on the CPU where the coder runs (the module may be on a GPU with its model)."""
+        return {"freqs": self.freqs.cpu(), "lengths": self.lengths.cpu(), "offsets": self.offsets.cpu()}
 
     def compress(self, y_hat: torch.Tensor, indexes: torch.Tensor) -> bytes:
         v = y_hat.detach().cpu().numpy().astype(np.int64)
@@ -88,5 +89,6 @@ class GaussianConditional(nn.Module):
 
     def table_bits(self, y_hat: torch.Tensor, indexes: torch.Tensor) -> float:
         v = y_hat.detach().cpu().numpy().astype(np.int64).ravel()
-        return T.table_bits(v, indexes.cpu().numpy().ravel().astype(np.int64), self.freqs.numpy(),
-                            self.lengths.numpy(), self.offsets.numpy())
+        t = self._tables()
+        return T.table_bits(v, indexes.cpu().numpy().ravel().astype(np.int64), t["freqs"].numpy(),
+                            t["lengths"].numpy(), t["offsets"].numpy())

@@ -89,8 +89,8 @@ class IntegerNetwork(nn.Module):
         x = z.detach().to("cpu", torch.float64).clamp(-IN_MAX, IN_MAX)
         n = len(self.kinds)
         for i, (transposed, stride, pad, out_pad) in enumerate(self.kinds):
-            w = getattr(self, f"w{i}").double()
-            b = getattr(self, f"b{i}").double()
+            w = getattr(self, f"w{i}").to("cpu", torch.float64)  # on the CPU whatever device the model is on
+            b = getattr(self, f"b{i}").to("cpu", torch.float64)
             if transposed:
                 acc = F.conv_transpose2d(x, w, b, stride=stride, padding=pad, output_padding=out_pad)
             else:
