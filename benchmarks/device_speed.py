@@ -31,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lic import zoo  # noqa: E402
+from lic.entropy import binary  # noqa: E402
 from lic.imageio import to_tensor  # noqa: E402
 
 # model -> qualities timed (iterations / layers for the progressive models)
@@ -100,6 +101,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kodak", default=None, help="folder of PNGs (default: an image made from astronaut)")
     ap.add_argument("--mosaic", default=None, help="folder of ≥ 256² photos: time a 768×512 mosaic of six of them")
     ap.add_argument("--images", type=int, default=2)
+    ap.add_argument("--context", choices=("cpu", "device", "both"), default="both",
+                    help="toderici2017-rnn's integer bit context network on the CPU, on the model's GPU "
+                         "(lic.entropy.binary.CONTEXT_ON_DEVICE), or both, one row each (default both; CUDA only)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", default="results/device_speed.json")
     args = ap.parse_args(argv)
@@ -128,7 +132,11 @@ def main(argv=None) -> int:
             for img_name, x in images:
                 x = x.to(dev)
                 h, w = x.shape[-2:]
-                for q in qualities:
+                contexts = ["cpu"]
+                if hasattr(model, "context") and dev.type == "cuda":
+                    contexts = {"cpu": ["cpu"], "device": ["device"], "both": ["cpu", "device"]}[args.context]
+                for q, where in [(q, c) for q in qualities for c in contexts]:
+                    binary.CONTEXT_ON_DEVICE = where == "device"
                     enc_s, comp = _timed(lambda: model.compress(x, q, reconstruct=True), dev, args.repeat)
                     dec_s, y = _timed(lambda: model.decompress(comp.chunks, h, w, q, comp.params), dev, args.repeat)
                     nbytes = sum(len(c) for c in comp.chunks)
@@ -137,10 +145,10 @@ def main(argv=None) -> int:
                     row = {"model": model.name, "image": img_name, "quality": q, "width": w, "height": h,
                            "bpp": 8 * nbytes / (w * h), "encode_s": enc_s, "decode_s": dec_s,
                            "decode_equals_encoder": bool(torch.equal(y.cpu(), comp.x_hat.cpu())),
-                           "max_diff_vs_cpu": int(diff)}
+                           "max_diff_vs_cpu": int(diff), "context": where}
                     rows.append(row)
                     write()
-                    print(f"{model.name:24s} {img_name:20s} q{q:<3d} {row['bpp']:.3f} bpp  encode "
+                    print(f"{model.name:24s} {img_name:20s} q{q:<3d} ctx {where:6s} {row['bpp']:.3f} bpp  encode "
                           f"{enc_s * 1e3:8.1f} ms  decode {dec_s * 1e3:8.1f} ms  "
                           f"decode==encoder {row['decode_equals_encoder']}  vs CPU {row['max_diff_vs_cpu']}",
                           flush=True)

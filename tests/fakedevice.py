@@ -140,8 +140,8 @@ class FakeDevice(TorchFunctionMode):
                          memory_format=memory_format or torch.preserve_format)
         if target is None:  # a dtype / layout change: stays where it is
             return self._tag(out, [src]) if self.on_fake(src) else out
-        if (target == FAKE) == self.on_fake(src):
-            return out
+        if (target == FAKE) == self.on_fake(src):  # no move: a dtype change (if any) stays where it was
+            return self._tag(out, [src]) if self.on_fake(src) else out
         self.crossings += 1
         out = self._fresh(out, [src])
         return self._tag(out) if target == FAKE else out

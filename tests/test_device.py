@@ -47,6 +47,7 @@ def test_the_simulation_raises_where_cuda_would():
             torch.equal(y, y.cpu())
         assert y.cpu().device.type == "cpu" and y.cpu().numpy().shape == (1, 4, 6, 6)
         assert (y + torch.tensor(1.0)).device.type == "cuda"  # a CPU scalar may join, as in CUDA
+        assert y.double().device.type == "cuda" and y.to("cuda", torch.float64).device.type == "cuda"
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -145,3 +146,25 @@ def test_an_unusable_device_is_one_line_and_no_output(tmp_path, capsys, command,
     err = capsys.readouterr().err.strip()
     assert rc != 0 and len(err.splitlines()) == 1 and device in err and "Traceback" not in err
     assert not (tmp_path / args[3]).exists()
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_the_bit_context_model_on_the_device_codes_the_same_bits(image, on_device, monkeypatch):
+    """CONTEXT_ON_DEVICE (opt-in): the integer context network runs on the model's GPU; the buckets, and so the
+    files, stay those of the CPU (exact integer sums; here the simulated device checks where each tensor is)."""
+    from lic.entropy import binary
+
+    m = _fresh("toderici2017-rnn")
+    ref = m.compress(image, 4, reconstruct=True)
+    monkeypatch.setattr(binary, "CONTEXT_ON_DEVICE", on_device)
+    with FakeDevice() as fd:
+        m.to("cuda")
+        assert m.context.coding_device().type == ("cuda" if on_device else "cpu")
+        before = fd.crossings
+        comp = m.compress(image, 4, reconstruct=True)
+        y = m.decompress(comp.chunks, *image.shape[-2:], 4, comp.params)
+        y2 = m.decompress(comp.chunks[:2], *image.shape[-2:], 4, comp.params)
+        moved = fd.crossings - before
+    assert comp.chunks == ref.chunks and torch.equal(y, ref.x_hat)
+    assert torch.equal(y2, ref.extra["x_hats"][1])
+    assert moved > 0

@@ -64,6 +64,13 @@ from . import coder
 from . import tables as T
 
 
+#: Where the integer context network runs when the model is on a CUDA GPU: on the CPU (False, the default), or
+#: on the GPU in float64 with cuDNN off (True; exact integer sums there too, :mod:`lic.layers.integer`), so that
+#: decoding is not bound by the CPU.  Either way the buckets are the same integers and the files the same.
+#: ``benchmarks/device_speed.py --context-on-device`` measures it; not yet run on a real GPU (2026-12-04).
+CONTEXT_ON_DEVICE = False
+
+
 def _get_varint(buf: bytes, pos: int) -> tuple[int, int]:
     """The container's varint, read inside a data chunk (sub-stream lengths)."""
     try:
@@ -189,49 +196,62 @@ class BinaryContextModel(nn.Module):
     def _tables(self) -> dict:
         return {"freqs": self.freqs.cpu(), "lengths": self.lengths.cpu(), "offsets": self.offsets.cpu()}
 
-    def _coding_masks(self, h: int, w: int):
-        """(step masks, known-before-step masks as float64), cached per latent size."""
+    def _coding_masks(self, h: int, w: int, device=None):
+        """(step masks, known-before-step masks as float64), cached per latent size (and device)."""
         cache = self.__dict__.setdefault("_mask_cache", {})
-        if (h, w) not in cache:
+        key = (h, w, str(device or "cpu"))
+        if key not in cache:
             masks = self.step_masks(h, w)
-            cache.clear()
-            cache[(h, w)] = (masks, self._known(masks).double())
-        return cache[(h, w)]
+            for k in [k for k in cache if k[:2] != (h, w)]:
+                del cache[k]
+            known = self._known(masks).double()
+            cache[key] = (masks, known if device is None else known.to(device))
+        return cache[key]
+
+    def coding_device(self) -> torch.device:
+        """Where the integer context network runs: the CPU, or the model's CUDA GPU with CONTEXT_ON_DEVICE."""
+        dev = self.layers[0].weight.device
+        return dev if CONTEXT_ON_DEVICE and dev.type == "cuda" else torch.device("cpu")
 
     def _int_input(self, history: torch.Tensor, current: torch.Tensor, t: int, steps, size=None,
                    row0: int = 0) -> torch.Tensor:
-        """Integer network input for iteration ``t`` (0-based) and the given steps: (len(steps), cin, h, w).
-        ``size``/``row0``: the full latent size and the first row, when ``current`` is a band of it."""
+        """Integer network input for iteration ``t`` (0-based) and the given steps: (len(steps), cin, h, w),
+        on the device of ``current``.  ``size``/``row0``: the full latent size and the first row, when
+        ``current`` is a band of it."""
         C, h, w = current.shape
         T_ = self.iterations
-        _, known = self._coding_masks(*(size or (h, w)))
+        dev = current.device
+        _, known = self._coding_masks(*(size or (h, w)), None if dev.type == "cpu" else dev)
         known = known[..., row0:row0 + h, :]
         steps = list(steps)
-        x = torch.zeros(len(steps), self.cin, h, w, dtype=torch.float64)
+        x = torch.zeros(len(steps), self.cin, h, w, dtype=torch.float64, device=dev)
         if t > 0:
             x[:, :t * C] = history[:t].reshape(1, t * C, h, w)
         x[:, (T_ - 1) * C:T_ * C] = current.double()[None] * known[steps]
         x[:, T_ * C + t] = 1
-        x[torch.arange(len(steps)), torch.tensor([T_ * C + T_ + s for s in steps])] = 1
+        x[torch.arange(len(steps), device=dev), torch.tensor([T_ * C + T_ + s for s in steps], device=dev)] = 1
         return x
 
     BAND = 4096  # latent positions per evaluation (bounds memory: ~4 KB of float64 input each)
 
     def buckets_for(self, history: torch.Tensor, current: torch.Tensor, t: int, steps) -> torch.Tensor:
-        """Bucket index of every bit for the given steps: (len(steps), C, h, w) int64, machine-independent.
+        """Bucket index of every bit for the given steps: (len(steps), C, h, w) int64 on the CPU,
+        machine-independent.  ``history``/``current`` may already be on :meth:`coding_device` (saves copies).
 
         Large latents are evaluated in bands of rows with a halo of the network's receptive
         field; the arithmetic is exact, so the result does not depend on the banding."""
+        dev = self.coding_device()
+        history, current = history.to(dev), current.to(dev)
         C, h, w = current.shape
         halo = sum(pad for _, _, pad, _ in self.net_int.kinds)
         rows = max(1, self.BAND // w)
-        out = torch.empty(len(list(steps)), C, h, w, dtype=torch.int64)
+        out = torch.empty(len(list(steps)), C, h, w, dtype=torch.int64, device=dev)
         for y0 in range(0, h, rows):
             y1 = min(h, y0 + rows)
             a, b = max(0, y0 - halo), min(h, y1 + halo)
             x = self._int_input(history[..., a:b, :], current[:, a:b], t, steps, (h, w), a)
-            out[..., y0:y1, :] = self.net_int(x).to(torch.int64)[..., y0 - a:y1 - a, :]
-        return torch.bucketize(out, self.thresholds.cpu(), right=True)
+            out[..., y0:y1, :] = self.net_int(x, dev).to(torch.int64)[..., y0 - a:y1 - a, :]
+        return torch.bucketize(out, self.thresholds.to(dev), right=True).cpu()
 
     # -- coding -------------------------------------------------------------
     def encode(self, bits: torch.Tensor) -> tuple[list[bytes], list[float]]:
@@ -241,9 +261,10 @@ class BinaryContextModel(nn.Module):
         masks, _ = self._coding_masks(h, w)
         tabs = self._tables()
         freqs, lengths, offsets = (tabs[k].numpy().astype(np.int64) for k in ("freqs", "lengths", "offsets"))
+        bits_d = bits.to(self.coding_device())
         chunks, ideal = [], []
         for t in range(n):
-            rows = self.buckets_for(bits, bits[t], t, range(self.steps))  # all steps at once: exact anyway
+            rows = self.buckets_for(bits_d, bits_d[t], t, range(self.steps))  # all steps at once: exact anyway
             streams, tb = [], 0.0
             for s in range(self.steps):
                 m = masks[s]
@@ -265,6 +286,8 @@ class BinaryContextModel(nn.Module):
         masks, _ = self._coding_masks(h, w)
         tabs = self._tables()
         bits = torch.zeros(len(chunks), C, h, w, dtype=torch.int64)
+        dev = self.coding_device()
+        bits_d = bits if dev.type == "cpu" else torch.zeros(len(chunks), C, h, w, dtype=torch.int64, device=dev)
         for t, data in enumerate(chunks):
             pos, sizes = 0, []
             for _ in range(self.steps - 1):
@@ -280,10 +303,12 @@ class BinaryContextModel(nn.Module):
                 m = masks[s]
                 if not bool(m.any()):
                     continue
-                rows = self.buckets_for(bits, cur, t, [s])[0]
+                rows = self.buckets_for(bits_d, cur, t, [s])[0]
                 v = coder.decode(part, rows[m].numpy(), tabs)
                 if v.min(initial=0) < 0 or v.max(initial=0) > 1:
                     raise FormatError(f"corrupt .lic file: data chunk {t + 1} decodes to non-binary values")
                 cur[m] = torch.from_numpy(v) * 2 - 1
             bits[t] = cur
+            if bits_d is not bits:
+                bits_d[t] = cur.to(dev)
         return bits

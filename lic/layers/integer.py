@@ -15,6 +15,11 @@ ICLR 2019, here applied post-training):
   BLAS, thread count or CPU;
 * rescaling between layers is a floor division by a power of two (exact).
 
+The same holds on a CUDA GPU in float64 with cuDNN switched off (PyTorch's own convolutions: products of
+integers and their sums below 2**53, no FFT or Winograd transforms, no TF32 in float64), which
+:meth:`IntegerNetwork.forward` does when given ``device``; lic only asks for it where a caller opts in
+(:data:`lic.entropy.binary.CONTEXT_ON_DEVICE`).  Everything else runs these networks on the CPU.
+
 The network is described as a list of ``Conv2d`` / ``ConvTranspose2d`` layers
 with ReLU between them (none after the last).
 """
@@ -57,6 +62,16 @@ def _check_bounds(w_q: torch.Tensor, fan_in: int, in_max: int) -> None:
         raise ValueError("integer network would overflow exact float64 range")
 
 
+def exact_kernels(device: torch.device):
+    """Context for integer convolutions in float64 on ``device``: on a CUDA GPU, cuDNN off (its algorithm
+    choice could include transforms that round); on the CPU, nothing to change."""
+    import contextlib
+
+    if torch.device(device).type == "cuda":
+        return torch.backends.cudnn.flags(enabled=False)
+    return contextlib.nullcontext()
+
+
 class IntegerNetwork(nn.Module):
     """Fixed-point copy of a conv/ReLU stack; built with :meth:`from_float`."""
 
@@ -84,17 +99,20 @@ class IntegerNetwork(nn.Module):
             getattr(self, f"b{i}").copy_(b_q.to(torch.int64))
 
     @torch.no_grad()
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """z: integer-valued tensor. Returns the output in units of 2**-A_BITS (float64 holding integers)."""
-        x = z.detach().to("cpu", torch.float64).clamp(-IN_MAX, IN_MAX)
+    def forward(self, z: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+        """z: integer-valued tensor. Returns the output in units of 2**-A_BITS (float64 holding integers), on the
+        CPU, whatever device the model is on; or on ``device`` (a CUDA GPU: see the module docstring)."""
+        dev = torch.device("cpu") if device is None else torch.device(device)
+        x = z.detach().to(dev, torch.float64).clamp(-IN_MAX, IN_MAX)
         n = len(self.kinds)
         for i, (transposed, stride, pad, out_pad) in enumerate(self.kinds):
-            w = getattr(self, f"w{i}").to("cpu", torch.float64)  # on the CPU whatever device the model is on
-            b = getattr(self, f"b{i}").to("cpu", torch.float64)
-            if transposed:
-                acc = F.conv_transpose2d(x, w, b, stride=stride, padding=pad, output_padding=out_pad)
-            else:
-                acc = F.conv2d(x, w, b, stride=stride, padding=pad)
+            w = getattr(self, f"w{i}").to(dev, torch.float64)
+            b = getattr(self, f"b{i}").to(dev, torch.float64)
+            with exact_kernels(dev):
+                if transposed:
+                    acc = F.conv_transpose2d(x, w, b, stride=stride, padding=pad, output_padding=out_pad)
+                else:
+                    acc = F.conv2d(x, w, b, stride=stride, padding=pad)
             in_bits = 0 if i == 0 else A_BITS
             # acc has W_BITS + in_bits fractional bits; bring it to A_BITS exactly
             x = torch.div(acc, 2.0 ** (W_BITS + in_bits - A_BITS), rounding_mode="floor")
