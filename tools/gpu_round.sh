@@ -13,7 +13,7 @@
 #   run(command="DATA=.data/pack MINUTES=7.5 MODELS='bmshj2018-hyperprior toderici2017-rnn su2020-rnn-hyperprior' bash tools/gpu_round.sh",
 #       carry=[".data/pack", ".whl", ".resume"], timeout_s=580)      # 471 s wall on the H200
 #   (SWITCH_attention_hyperprior='{"loss":"mix"}' bash tools/gpu_round.sh  to end its MSE warm-up)
-#   (SPEED=1 MINUTES=3 bash tools/gpu_round.sh: a second round that also times encode/decode on the GPU)
+#   (SPEED=1 MINUTES=2.5 bash tools/gpu_round.sh: a second round that also times encode/decode on the GPU)
 # Back here, at once:
 #   tools/gpu_stash.sh restore
 #   tools/gpu_unpack.sh FILES_AT            -> runs/gpu/<model>/{model.safetensors,log.jsonl,stdout.log}
