@@ -395,6 +395,9 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+DEVICE_HELP = "where the networks run: cpu (default), cuda, cuda:N, mps; the entropy coding stays on the CPU"
+
+
 def _load(name, device=None):
     from . import zoo
 
@@ -428,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a file that decodes to the same pixels on every machine (exact arithmetic in the "
                         "synthesis; decoding takes about 4x as long: 0.8 s instead of 0.2 s for a 768x512 photo "
                         "with bmshj2018 on a 2-core CPU)")
-    c.add_argument("--device", default=None, help="where the networks run: cpu (default), cuda, cuda:N, mps; the entropy coding stays on the CPU")
+    c.add_argument("--device", default=None, help=DEVICE_HELP)
     c.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=cmd_compress)
@@ -440,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(standard output for - as INPUT)")
     d.add_argument("--model", help="weights file, when the file was made with weights that are not installed")
     d.add_argument("--layers", "--iterations", dest="layers", type=int, help="progressive models: decode the first K")
-    d.add_argument("--device", default=None, help="where the networks run: cpu (default), cuda, cuda:N, mps; the entropy coding stays on the CPU")
+    d.add_argument("--device", default=None, help=DEVICE_HELP)
     d.add_argument("-f", "--force", action="store_true")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_decompress)
@@ -459,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, help="at most this many images")
     e.add_argument("--refine", type=int, default=0, metavar="N", help="encode with N steps of latent search "
                    "(as lic compress --refine)")
-    e.add_argument("--device", default=None, help="where the networks run: cpu (default), cuda, cuda:N, mps; the entropy coding stays on the CPU")
+    e.add_argument("--device", default=None, help=DEVICE_HELP)
     e.add_argument("--out", help="results folder (default results/eval-DIR-MODEL)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)

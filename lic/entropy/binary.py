@@ -67,7 +67,7 @@ from . import tables as T
 #: Where the integer context network runs when the model is on a CUDA GPU: on the CPU (False, the default), or
 #: on the GPU in float64 with cuDNN off (True; exact integer sums there too, :mod:`lic.layers.integer`), so that
 #: decoding is not bound by the CPU.  Either way the buckets are the same integers and the files the same.
-#: ``benchmarks/device_speed.py --context-on-device`` measures it; not yet run on a real GPU (2026-12-04).
+#: ``benchmarks/device_speed.py --context both`` measures it; not yet run on a real GPU (2026-12-04).
 CONTEXT_ON_DEVICE = False
 
 
