@@ -94,7 +94,7 @@ def decompress(data, model=None, layers: int | None = None, device=None):
 
 
 def load_model(name: str = DEFAULT_MODEL, device=None):
-    """A shipped model by name (see ``lic models``) or a weights file by path.  ``device`` ("cuda", "mps"; default
+    """A shipped model by name (see ``lic models``) or a weights file by path.  ``device`` ("cuda", "cuda:1"; default
     the CPU): where its networks run; pass the model to :func:`compress` / :func:`decompress`.  The entropy coding
     stays on the CPU in integers, so a file made on one device decodes on any other; only float rounding differs
     between devices (an encoder's latents may round differently, and so may the pixels of a decode that is not

@@ -395,7 +395,7 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
-DEVICE_HELP = "where the networks run: cpu (default), cuda, cuda:N, mps; the entropy coding stays on the CPU"
+DEVICE_HELP = "where the networks run: cpu (default), cuda, cuda:N; the entropy coding stays on the CPU"
 
 
 def _load(name, device=None):
