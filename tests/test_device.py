@@ -120,12 +120,18 @@ def test_the_api_and_cli_on_a_device(tmp_path, monkeypatch, image):
             assert main(["decompress", str(tmp_path / "dev.lic"), "-o", str(tmp_path / "dev.png"), "--device",
                          "cuda", "--quiet"]) == 0
             img = lic.decompress(data, device="cuda")
+            assert main(["eval", str(tmp_path), "--device", "cuda", "--qualities", "2", "--out", str(tmp_path / "ev"),
+                         "--quiet"]) == 0
     finally:
         zoo._load_cached.cache_clear()  # no model "on the device" outlives the simulation
     cpu = (tmp_path / "cpu.lic").read_bytes()
     assert data == cpu and (tmp_path / "dev.lic").read_bytes() == cpu
     assert np.array_equal(np.asarray(Image.open(tmp_path / "dev.png")), np.asarray(Image.open(tmp_path / "cpu.png")))
     assert np.array_equal(np.asarray(img), np.asarray(Image.open(tmp_path / "cpu.png")))
+    import json
+
+    ev = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert ev["images"] >= 1 and ev["qualities"]["2"]["bpp"] > 0
 
 
 @pytest.mark.parametrize("command", [["compress", "IN", "-o", "OUT.lic"], ["decompress", "LIC", "-o", "OUT.png"]])
