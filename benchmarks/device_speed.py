@@ -140,16 +140,21 @@ def main(argv=None) -> int:
                     enc_s, comp = _timed(lambda: model.compress(x, q, reconstruct=True), dev, args.repeat)
                     dec_s, y = _timed(lambda: model.decompress(comp.chunks, h, w, q, comp.params), dev, args.repeat)
                     nbytes = sum(len(c) for c in comp.chunks)
+                    ctx_s = None
+                    if hasattr(model, "context"):  # the bit context model's share of the decode (entropy decoding)
+                        hl, wl = model._latent_size(h, w)
+                        ctx_s, _ = _timed(lambda: model.context.decode(comp.chunks, hl, wl), dev, args.repeat)
                     y_cpu = cpu_model.decompress(comp.chunks, h, w, q, comp.params)
                     diff = (y.cpu() * 255).round().sub((y_cpu * 255).round()).abs().max()
                     row = {"model": model.name, "image": img_name, "quality": q, "width": w, "height": h,
                            "bpp": 8 * nbytes / (w * h), "encode_s": enc_s, "decode_s": dec_s,
                            "decode_equals_encoder": bool(torch.equal(y.cpu(), comp.x_hat.cpu())),
-                           "max_diff_vs_cpu": int(diff), "context": where}
+                           "max_diff_vs_cpu": int(diff), "context": where, "context_decode_s": ctx_s}
                     rows.append(row)
                     write()
                     print(f"{model.name:24s} {img_name:20s} q{q:<3d} ctx {where:6s} {row['bpp']:.3f} bpp  encode "
-                          f"{enc_s * 1e3:8.1f} ms  decode {dec_s * 1e3:8.1f} ms  "
+                          f"{enc_s * 1e3:8.1f} ms  decode {dec_s * 1e3:8.1f} ms"
+                          + (f" (bits {ctx_s * 1e3:.1f} ms)" if ctx_s is not None else "") + "  "
                           f"decode==encoder {row['decode_equals_encoder']}  vs CPU {row['max_diff_vs_cpu']}",
                           flush=True)
         except Exception as e:  # one model failing on a device must not cost the others' numbers
