@@ -330,7 +330,8 @@ def train(args) -> dict:
         if args.eval_dir:
             from .evaluate import evaluate
 
-            m = zoo.load_weights(out / "model.safetensors")
+            # the networks on the training GPU, the coding on the CPU (as lic eval --device cuda)
+            m = zoo.load_weights(out / "model.safetensors", device=str(dev) if dev.type == "cuda" else "cpu")
             summary = evaluate(m, args.eval_dir, out / "eval", max_images=args.eval_images, progress=not args.quiet)
             result["eval"] = summary
         (out / "result.json").write_text(json.dumps(result, indent=1))
