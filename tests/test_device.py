@@ -174,3 +174,20 @@ def test_the_bit_context_model_on_the_device_codes_the_same_bits(image, on_devic
     assert comp.chunks == ref.chunks and torch.equal(y, ref.x_hat)
     assert torch.equal(y2, ref.extra["x_hats"][1])
     assert moved > 0
+
+
+@pytest.mark.parametrize("name, target", [("toderici2017-rnn", {"psnr": 24.0}), ("su2020-rnn-hyperprior", {"bpp": 2.5}),
+                                          ("bmshj2018-hyperprior", {"bpp": 2.5})])
+def test_rate_control_with_the_model_on_a_device(name, target, image):
+    """--psnr / --bpp search decodes every candidate: the same choice and file as on the CPU."""
+    import lic
+
+    rgb = (image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    ref = lic.compress(rgb, model=_fresh(name), **target)
+    m = _fresh(name)
+    with FakeDevice():
+        m.to("cuda")
+        data = lic.compress(rgb, model=m, **target)
+        img = lic.decompress(data, model=m)
+    assert data == ref
+    assert np.array_equal(np.asarray(img), np.asarray(lic.decompress(ref)))
