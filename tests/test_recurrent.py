@@ -151,6 +151,35 @@ def test_bits_with_and_without_entropy_coding(rnn, image):
     assert est == pytest.approx(e["table_bits"], rel=1e-6)
 
 
+@pytest.mark.parametrize("band", [None, 2 * 24])
+def test_the_coders_incremental_buckets_equal_the_reference_ones(band):
+    """encode/decode assemble the first layer's integer sums from parts (lic.entropy.binary._IncrementalBuckets):
+    the same bucket for every bit, every iteration and step, as the network on its whole input (buckets_for)."""
+    torch.manual_seed(4)
+    from lic.entropy.binary import BinaryContextModel
+
+    cm = BinaryContextModel(channels=8, iterations=5, hidden=(16, 16), groups=2, checkerboard=True)
+    with torch.no_grad():
+        cm.layers[-1].weight.mul_(30)
+        cm.layers[0].weight.mul_(3)
+    cm.update()
+    if band:
+        cm.BAND = band
+    bits = torch.where(torch.rand(5, 8, 20, 24) < 0.4, 1, -1)
+    masks = cm.step_masks(20, 24)
+    inc = cm._buckets(20, 24)
+    seen = set()
+    for t in range(5):
+        for s in range(cm.steps):
+            current = bits[t] * cm._known(masks)[s]  # the bits of iteration t decoded before step s
+            ref = cm.buckets_for(bits, current, t, [s])
+            assert torch.equal(inc.rows(t, current, [s]), ref)
+            seen.update(ref.unique().tolist())
+        assert torch.equal(inc.rows(t, bits[t], range(cm.steps)), cm.buckets_for(bits, bits[t], t, range(cm.steps)))
+        inc.add_iteration(t, bits[t])
+    assert len(seen) > 10  # many buckets exercised, not one
+
+
 def test_integer_context_network_matches_the_float_one_and_codes_near_the_ideal():
     torch.manual_seed(1)
     from lic.entropy.binary import BinaryContextModel

@@ -42,6 +42,11 @@ ever reach the coder.  Training uses the float network with a sigmoid (BCE) rate
 the float path exploits that the first layer is 1×1 and linear: the history term is
 a prefix sum over iterations, so all ``T × steps`` predictions cost one batch.
 
+Cost: the first layer is 1×1 and linear, so the coder assembles its integer sums from parts instead of
+feeding the network its whole input at every step: the earlier iterations' term is kept and grows by one
+iteration at a time (:class:`_IncrementalBuckets`; the same integers as :meth:`BinaryContextModel.buckets_for`,
+which stays the reference, tested).
+
 Chunk layout (one chunk per iteration): the varint lengths in 32-bit words of the
 first ``steps - 1`` sub-streams, then the ``steps`` constriction ANS word streams
 (values grouped by bucket, see :mod:`lic.entropy.coder`).
@@ -254,6 +259,9 @@ class BinaryContextModel(nn.Module):
         return torch.bucketize(out, self.thresholds.to(dev), right=True).cpu()
 
     # -- coding -------------------------------------------------------------
+    def _buckets(self, h: int, w: int) -> "_IncrementalBuckets":
+        return _IncrementalBuckets(self, h, w, self.coding_device())
+
     def encode(self, bits: torch.Tensor) -> tuple[list[bytes], list[float]]:
         """bits: (n, C, h, w) ±1 -> one chunk per iteration, and the ideal bits of each under the tables."""
         bits = bits.detach().cpu().to(torch.int64)
@@ -261,10 +269,11 @@ class BinaryContextModel(nn.Module):
         masks, _ = self._coding_masks(h, w)
         tabs = self._tables()
         freqs, lengths, offsets = (tabs[k].numpy().astype(np.int64) for k in ("freqs", "lengths", "offsets"))
-        bits_d = bits.to(self.coding_device())
+        buckets = self._buckets(h, w)
         chunks, ideal = [], []
         for t in range(n):
-            rows = self.buckets_for(bits_d, bits_d[t], t, range(self.steps))  # all steps at once: exact anyway
+            rows = buckets.rows(t, bits[t], range(self.steps))  # all steps at once: exact anyway
+            buckets.add_iteration(t, bits[t])
             streams, tb = [], 0.0
             for s in range(self.steps):
                 m = masks[s]
@@ -286,8 +295,7 @@ class BinaryContextModel(nn.Module):
         masks, _ = self._coding_masks(h, w)
         tabs = self._tables()
         bits = torch.zeros(len(chunks), C, h, w, dtype=torch.int64)
-        dev = self.coding_device()
-        bits_d = bits if dev.type == "cpu" else torch.zeros(len(chunks), C, h, w, dtype=torch.int64, device=dev)
+        buckets = self._buckets(h, w)
         for t, data in enumerate(chunks):
             pos, sizes = 0, []
             for _ in range(self.steps - 1):
@@ -303,12 +311,61 @@ class BinaryContextModel(nn.Module):
                 m = masks[s]
                 if not bool(m.any()):
                     continue
-                rows = self.buckets_for(bits_d, cur, t, [s])[0]
+                rows = buckets.rows(t, cur, [s])[0]
                 v = coder.decode(part, rows[m].numpy(), tabs)
                 if v.min(initial=0) < 0 or v.max(initial=0) > 1:
                     raise FormatError(f"corrupt .lic file: data chunk {t + 1} decodes to non-binary values")
                 cur[m] = torch.from_numpy(v) * 2 - 1
             bits[t] = cur
-            if bits_d is not bits:
-                bits_d[t] = cur.to(dev)
+            buckets.add_iteration(t, cur)
         return bits
+
+
+class _IncrementalBuckets:
+    """The coder's bucket indexes, as :meth:`BinaryContextModel.buckets_for` gives them, for one encode or
+    decode: the same integers (tested), computed with less work.  The network's first layer is 1×1 and linear,
+    so its integer accumulator is assembled from parts: the bits of earlier iterations contribute a sum that
+    grows by one term per iteration (kept here, instead of a (T-1)·C-channel input rebuilt at every step), the
+    bits known so far of the current iteration one term per step, and the one-hot iteration and step their
+    weight columns.  Every part is an integer sum below 2**53 (lic.layers.integer), so any grouping is exact."""
+
+    def __init__(self, cm: BinaryContextModel, h: int, w: int, device: torch.device):
+        self.cm, self.dev, self.h, self.w = cm, device, h, w
+        T_, C = cm.iterations, cm.channels
+        w0, b0 = cm.net_int.layer_weights(0, device)
+        w0 = w0[:, :, 0, 0]  # (hidden, cin): the first layer is 1×1
+        self.w_hist = w0[:, :(T_ - 1) * C].reshape(-1, T_ - 1, C)
+        self.w_cur, self.w_it, self.w_st = w0[:, (T_ - 1) * C:T_ * C], w0[:, T_ * C:T_ * C + T_], w0[:, T_ * C + T_:]
+        self.b0 = b0
+        self.hist = torch.zeros(w0.shape[0], h, w, dtype=torch.float64, device=device)
+        _, self.known = cm._coding_masks(h, w, None if device.type == "cpu" else device)
+        self.thresholds = cm.thresholds.to(device)
+        self.halo = sum(pad for _, _, pad, _ in cm.net_int.kinds[1:])
+
+    @staticmethod
+    def _mix(weights: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
+        """(hidden, C) integer weights × (C, h, w) integer planes -> (hidden, h, w), exact in float64."""
+        return torch.einsum("kc,cyx->kyx", weights, planes)
+
+    def add_iteration(self, t: int, bits_t: torch.Tensor) -> None:
+        """Iteration ``t`` (0-based) is complete: its bits join the history of the iterations after it."""
+        if t < self.cm.iterations - 1:
+            self.hist += self._mix(self.w_hist[:, t], bits_t.to(self.dev, torch.float64))
+
+    def rows(self, t: int, current: torch.Tensor, steps) -> torch.Tensor:
+        """Bucket of every bit of iteration ``t`` for ``steps``, given the bits of it decoded so far (``current``,
+        zeros elsewhere): (len(steps), C, h, w) int64 on the CPU."""
+        net, h, w = self.cm.net_int, self.h, self.w
+        steps = list(steps)
+        cur = current.to(self.dev, torch.float64)
+        out = torch.empty(len(steps), self.cm.channels, h, w, dtype=torch.int64, device=self.dev)
+        rows = max(1, self.cm.BAND // w)
+        for y0 in range(0, h, rows):  # bands of rows with the halo of the later layers, as buckets_for
+            y1 = min(h, y0 + rows)
+            a, b = max(0, y0 - self.halo), min(h, y1 + self.halo)
+            base = self.hist[:, a:b] + (self.w_it[:, t] + self.b0).view(-1, 1, 1)
+            acc = torch.stack([base + self._mix(self.w_cur, cur[:, a:b] * self.known[s, :, a:b])
+                               + self.w_st[:, s].view(-1, 1, 1) for s in steps])
+            y = net.run_from(1, net.rescale(0, acc), self.dev)
+            out[..., y0:y1, :] = y.to(torch.int64)[..., y0 - a:y1 - a, :]
+        return torch.bucketize(out, self.thresholds, right=True).cpu()

@@ -104,8 +104,30 @@ class IntegerNetwork(nn.Module):
         CPU, whatever device the model is on; or on ``device`` (a CUDA GPU: see the module docstring)."""
         dev = torch.device("cpu") if device is None else torch.device(device)
         x = z.detach().to(dev, torch.float64).clamp(-IN_MAX, IN_MAX)
-        n = len(self.kinds)
-        for i, (transposed, stride, pad, out_pad) in enumerate(self.kinds):
+        return self.run_from(0, x, dev)
+
+    def layer_weights(self, i: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer ``i``'s integer weights and bias as float64 (exact) on ``device`` (default the CPU)."""
+        dev = torch.device("cpu") if device is None else torch.device(device)
+        return getattr(self, f"w{i}").to(dev, torch.float64), getattr(self, f"b{i}").to(dev, torch.float64)
+
+    def rescale(self, i: int, acc: torch.Tensor) -> torch.Tensor:
+        """Layer ``i``'s accumulator (W_BITS + its input's fractional bits) -> its output in units of 2**-A_BITS,
+        with the ReLU and bounds of that layer; exact (a floor division by a power of two, then a clamp)."""
+        in_bits = 0 if i == 0 else A_BITS
+        x = torch.div(acc, 2.0 ** (W_BITS + in_bits - A_BITS), rounding_mode="floor")
+        if i < len(self.kinds) - 1:
+            return x.clamp(0, A_MAX - 1)  # ReLU, and the bound that keeps sums exact
+        return x.clamp(-A_MAX + 1, A_MAX - 1)
+
+    @torch.no_grad()
+    def run_from(self, start: int, x: torch.Tensor, device=None) -> torch.Tensor:
+        """Layers ``start``.. on ``x`` (float64 integers on ``device``: the network's input for ``start`` = 0,
+        else the output of layer ``start - 1``).  A caller that assembles layer 0's accumulator itself (a sum of
+        integer parts, exact in any grouping) continues with ``run_from(1, rescale(0, acc))``."""
+        dev = x.device if device is None else torch.device(device)
+        for i in range(start, len(self.kinds)):
+            transposed, stride, pad, out_pad = self.kinds[i]
             w = getattr(self, f"w{i}").to(dev, torch.float64)
             b = getattr(self, f"b{i}").to(dev, torch.float64)
             with exact_kernels(dev):
@@ -113,13 +135,7 @@ class IntegerNetwork(nn.Module):
                     acc = F.conv_transpose2d(x, w, b, stride=stride, padding=pad, output_padding=out_pad)
                 else:
                     acc = F.conv2d(x, w, b, stride=stride, padding=pad)
-            in_bits = 0 if i == 0 else A_BITS
-            # acc has W_BITS + in_bits fractional bits; bring it to A_BITS exactly
-            x = torch.div(acc, 2.0 ** (W_BITS + in_bits - A_BITS), rounding_mode="floor")
-            if i < n - 1:
-                x = x.clamp(0, A_MAX - 1)  # ReLU, and the bound that keeps sums exact
-            else:
-                x = x.clamp(-A_MAX + 1, A_MAX - 1)
+            x = self.rescale(i, acc)  # acc has W_BITS + in_bits fractional bits; bring it to A_BITS exactly
         return x
 
 
