@@ -131,9 +131,9 @@ def _cached(path: Path, device: str = "cpu") -> CompressionModel:
 
 
 def check_device(device: str | torch.device | None) -> str:
-    """The device a model runs its networks on, as a canonical string ("cpu", "cuda", "cuda:1"; "mps" is accepted
-    but has not been tried); a one-line ModelError when this torch cannot use it.  Coding (integer networks, tables, the entropy
-    coder) stays on the CPU whatever the device: files do not depend on it (lic.models.base)."""
+    """The device a model runs its networks on, as a canonical string ("cpu", "cuda", "cuda:1"; "mps" is
+    accepted but has not been tried); a one-line ModelError when this torch cannot use it.  Coding (integer
+    networks, tables, the entropy coder) stays on the CPU whatever the device: files do not depend on it."""
     if device is None:
         return "cpu"
     try:

@@ -220,43 +220,40 @@ class BinaryContextModel(nn.Module):
 
     def _int_input(self, history: torch.Tensor, current: torch.Tensor, t: int, steps, size=None,
                    row0: int = 0) -> torch.Tensor:
-        """Integer network input for iteration ``t`` (0-based) and the given steps: (len(steps), cin, h, w),
-        on the device of ``current``.  ``size``/``row0``: the full latent size and the first row, when
-        ``current`` is a band of it."""
+        """Integer network input for iteration ``t`` (0-based) and the given steps: (len(steps), cin, h, w).
+        ``size``/``row0``: the full latent size and the first row, when ``current`` is a band of it."""
         C, h, w = current.shape
         T_ = self.iterations
-        dev = current.device
-        _, known = self._coding_masks(*(size or (h, w)), None if dev.type == "cpu" else dev)
+        _, known = self._coding_masks(*(size or (h, w)))
         known = known[..., row0:row0 + h, :]
         steps = list(steps)
-        x = torch.zeros(len(steps), self.cin, h, w, dtype=torch.float64, device=dev)
+        x = torch.zeros(len(steps), self.cin, h, w, dtype=torch.float64)
         if t > 0:
             x[:, :t * C] = history[:t].reshape(1, t * C, h, w)
         x[:, (T_ - 1) * C:T_ * C] = current.double()[None] * known[steps]
         x[:, T_ * C + t] = 1
-        x[torch.arange(len(steps), device=dev), torch.tensor([T_ * C + T_ + s for s in steps], device=dev)] = 1
+        x[torch.arange(len(steps)), torch.tensor([T_ * C + T_ + s for s in steps])] = 1
         return x
 
     BAND = 4096  # latent positions per evaluation (bounds memory: ~4 KB of float64 input each)
 
     def buckets_for(self, history: torch.Tensor, current: torch.Tensor, t: int, steps) -> torch.Tensor:
-        """Bucket index of every bit for the given steps: (len(steps), C, h, w) int64 on the CPU,
-        machine-independent.  ``history``/``current`` may already be on :meth:`coding_device` (saves copies).
+        """Bucket index of every bit for the given steps: (len(steps), C, h, w) int64, machine-independent;
+        the network on its whole input, on the CPU: the reference for the coder's :class:`_IncrementalBuckets`.
 
         Large latents are evaluated in bands of rows with a halo of the network's receptive
         field; the arithmetic is exact, so the result does not depend on the banding."""
-        dev = self.coding_device()
-        history, current = history.to(dev), current.to(dev)
+        history, current = history.cpu(), current.cpu()
         C, h, w = current.shape
         halo = sum(pad for _, _, pad, _ in self.net_int.kinds)
         rows = max(1, self.BAND // w)
-        out = torch.empty(len(list(steps)), C, h, w, dtype=torch.int64, device=dev)
+        out = torch.empty(len(list(steps)), C, h, w, dtype=torch.int64)
         for y0 in range(0, h, rows):
             y1 = min(h, y0 + rows)
             a, b = max(0, y0 - halo), min(h, y1 + halo)
             x = self._int_input(history[..., a:b, :], current[:, a:b], t, steps, (h, w), a)
-            out[..., y0:y1, :] = self.net_int(x, dev).to(torch.int64)[..., y0 - a:y1 - a, :]
-        return torch.bucketize(out, self.thresholds.to(dev), right=True).cpu()
+            out[..., y0:y1, :] = self.net_int(x).to(torch.int64)[..., y0 - a:y1 - a, :]
+        return torch.bucketize(out, self.thresholds.cpu(), right=True)
 
     # -- coding -------------------------------------------------------------
     def _buckets(self, h: int, w: int) -> "_IncrementalBuckets":

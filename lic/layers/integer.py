@@ -17,7 +17,7 @@ ICLR 2019, here applied post-training):
 
 The same holds on a CUDA GPU in float64 with cuDNN switched off (PyTorch's own convolutions: products of
 integers and their sums below 2**53, no FFT or Winograd transforms, no TF32 in float64), which
-:meth:`IntegerNetwork.forward` does when given ``device``; lic only asks for it where a caller opts in
+:meth:`IntegerNetwork.run_from` does when given one; lic only asks for it where a caller opts in
 (:data:`lic.entropy.binary.CONTEXT_ON_DEVICE`).  Everything else runs these networks on the CPU.
 
 The network is described as a list of ``Conv2d`` / ``ConvTranspose2d`` layers
@@ -99,12 +99,10 @@ class IntegerNetwork(nn.Module):
             getattr(self, f"b{i}").copy_(b_q.to(torch.int64))
 
     @torch.no_grad()
-    def forward(self, z: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z: integer-valued tensor. Returns the output in units of 2**-A_BITS (float64 holding integers), on the
-        CPU, whatever device the model is on; or on ``device`` (a CUDA GPU: see the module docstring)."""
-        dev = torch.device("cpu") if device is None else torch.device(device)
-        x = z.detach().to(dev, torch.float64).clamp(-IN_MAX, IN_MAX)
-        return self.run_from(0, x, dev)
+        CPU, whatever device the model is on."""
+        return self.run_from(0, z.detach().to("cpu", torch.float64).clamp(-IN_MAX, IN_MAX))
 
     def layer_weights(self, i: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer ``i``'s integer weights and bias as float64 (exact) on ``device`` (default the CPU)."""
@@ -128,8 +126,7 @@ class IntegerNetwork(nn.Module):
         dev = x.device if device is None else torch.device(device)
         for i in range(start, len(self.kinds)):
             transposed, stride, pad, out_pad = self.kinds[i]
-            w = getattr(self, f"w{i}").to(dev, torch.float64)
-            b = getattr(self, f"b{i}").to(dev, torch.float64)
+            w, b = self.layer_weights(i, dev)
             with exact_kernels(dev):
                 if transposed:
                     acc = F.conv_transpose2d(x, w, b, stride=stride, padding=pad, output_padding=out_pad)
