@@ -25,7 +25,8 @@ fit: e.g. an MSE warm-up, then ``--config '{"loss": "mix"}'`` for the attention 
 
 ``--decoder-only`` (with ``--resume``) fine-tunes only the synthesis transform, on the rounded latents
 the coder really sends (training otherwise sees additive noise): the latents and coded bytes of every
-file stay the same and only the decoded pixels change.
+file stay the same and only the decoded pixels change.  ``--encoder-only`` is its mirror: only g_a, its gains
+and h_a learn, for the decoder and coding tables as they are (files made before still decode the same).
 
 Outputs in ``--out``: ``ckpt.pt`` (weights + optimizer, to resume exactly),
 ``model.safetensors`` (fp16, with coding tables: what gets shipped), ``log.jsonl`` (per logged step: loss,
@@ -167,6 +168,20 @@ def _freeze_all_but_synthesis(model) -> None:
         p.requires_grad_(name.startswith("g_s.") or name == "log_inv_gain")
 
 
+ENCODER_PARTS = ("g_a.", "latent.h_a.", "log_gain")
+
+
+def _freeze_all_but_analysis(model) -> None:
+    """``--encoder-only``: only the analysis transforms learn, g_a with its forward gains and the hyper-analysis
+    h_a.  Everything the decoder runs (g_s, the inverse gains, h_s, the factorized prior) is frozen, so the
+    coding tables stay those of the weights resumed and a file made before decodes to the same pixels; the
+    encoder learns better latents for the decoder it has (what ``--refine`` searches per image, amortized)."""
+    _require_transform_codec(model, "--encoder-only fine-tunes")
+    model.ensure_tables()
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(ENCODER_PARTS))
+
+
 def bpp_of(likelihoods: dict, num_pixels: int) -> torch.Tensor:
     return sum(torch.log2(l.float()).sum() for l in likelihoods.values()) / (-num_pixels)
 
@@ -192,7 +207,11 @@ def train(args) -> dict:
     decoder_only = bool(getattr(args, "decoder_only", False) or (ckpt or {}).get("decoder_only", False))
     if decoder_only:
         _freeze_all_but_synthesis(model)
+    encoder_only = bool(getattr(args, "encoder_only", False) or (ckpt or {}).get("encoder_only", False))
+    if encoder_only:
+        _freeze_all_but_analysis(model)
     mixed = bool(getattr(args, "mixed_quantization", False) or (ckpt or {}).get("mixed_quantization", False))
+    mixed = mixed or encoder_only  # the encoder learns for the rounding the coder applies (g_s sees round(y))
     if mixed:
         _require_transform_codec(model, "--mixed-quantization trains")
         model.mixed_quantization = True
@@ -242,7 +261,7 @@ def train(args) -> dict:
             return
         tmp = out / "ckpt.pt.tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": used,
-                    "config": model.config(), "decoder_only": decoder_only,
+                    "config": model.config(), "decoder_only": decoder_only, "encoder_only": encoder_only,
                     "mixed_quantization": mixed}, tmp)
         os.replace(tmp, out / "ckpt.pt")
         if weights:

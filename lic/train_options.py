@@ -29,6 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--decoder-only", action="store_true",
                    help="fine-tune only the synthesis transform on the rounded latents the coder sends (with "
                         "--resume): files keep their coded bytes, decoded pixels improve")
+    p.add_argument("--encoder-only", action="store_true",
+                   help="fine-tune only the analysis transforms (g_a, its gains, h_a) for the decoder as it is (with "
+                        "--resume): the decoder and its coding tables stay the same")
     p.add_argument("--mixed-quantization", action="store_true",
                    help="transform codecs: the synthesis transform sees the rounded latents (straight-through "
                         "gradient) while the rate keeps additive noise")
@@ -87,3 +90,7 @@ def check_arguments(args) -> None:
                           "it, --force starts over there, or give another --out")
     if getattr(args, "decoder_only", False) and not args.resume:
         raise InputError("--decoder-only fine-tunes trained weights: give them with --resume")
+    if getattr(args, "encoder_only", False) and not args.resume:
+        raise InputError("--encoder-only fine-tunes trained weights: give them with --resume")
+    if getattr(args, "encoder_only", False) and getattr(args, "decoder_only", False):
+        raise InputError("--encoder-only and --decoder-only exclude each other: give one")

@@ -261,6 +261,37 @@ def test_decoder_only_fine_tuning_keeps_every_coded_byte(tmp_path, data_dir, cap
     assert capsys.readouterr().err.strip() == "lic: error: --decoder-only fine-tunes trained weights: give them with --resume"
 
 
+def test_encoder_only_fine_tuning_keeps_the_decoder(tmp_path, data_dir, capsys):
+    """--encoder-only trains g_a, its gains and h_a: everything the decoder runs (g_s, the inverse gains, h_s,
+    the factorized prior and the coding tables) stays as it was, so a file made with the old weights decodes
+    to the same pixels with the new ones, while the encoder really writes other latents."""
+    import lic
+
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    assert main(["train", "--data", str(data_dir), "--out", str(base), "--steps", "2", *ARGS]) == 0
+    assert main(["train", "--data", str(data_dir), "--out", str(tuned), "--steps", "3", "--encoder-only",
+                 "--resume", str(base / "model.safetensors"), "--lr", "1e-2", "--warmup", "1",
+                 "--quiet", "--batch", "2", "--crop", "64", "--workers", "0", "--log-every", "1"]) == 0
+    a = lic.load_model(str(base / "model.safetensors"))
+    b = lic.load_model(str(tuned / "model.safetensors"))
+    sa, sb = a.state_dict(), b.state_dict()
+    changed = {k for k in sa if not torch.equal(sa[k], sb[k])}
+    assert changed and all(k.startswith(("g_a.", "latent.h_a.")) or k == "log_gain" for k in changed)
+    assert any(k.startswith("g_a.") for k in changed)
+    x = torch.from_numpy(np.asarray(Image.open(data_dir / "rocket.png"))[:50, :70].copy()).permute(2, 0, 1)[None] / 255.0
+    differs = False
+    for q in (1, 6):
+        old = a.compress(x, q)
+        assert torch.equal(b.decompress(old.chunks, 50, 70, q), a.decompress(old.chunks, 50, 70, q))
+        differs |= b.compress(x, q).chunks != old.chunks
+    assert differs
+    capsys.readouterr()
+    assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--steps", "1", "--encoder-only",
+                 "--decoder-only", "--resume", str(base / "model.safetensors")]) == 2
+    assert capsys.readouterr().err.strip() == "lic: error: --encoder-only and --decoder-only exclude each other: give one"
+    assert not (tmp_path / "x").exists()
+
+
 def test_mixed_quantization_decodes_what_the_coder_sends(tmp_path, data_dir, capsys):
     """--mixed-quantization: in training, g_s sees round(y) (so x̂ is exactly the decoder's), the rate term
     still sees additive noise, and the encoder still gets a gradient through the rounding."""
