@@ -157,29 +157,26 @@ def _require_transform_codec(model, what: str) -> None:
         raise InputError(f"{what} one-shot transform codecs (bmshj2018-hyperprior, attention-*), not {model.name}")
 
 
-def _freeze_all_but_synthesis(model) -> None:
-    """``--decoder-only``: only the synthesis transform g_s and the inverse gains learn.  The encoder, the
-    hyperprior and the entropy model are frozen and run as in coding (rounded latents, the coder's own
-    tables: the latent codec stays in eval mode), so g_s learns from the very latents the files hold, and every file
-    keeps its latents and coded bytes; only the decoded pixels (and the weights digest) change."""
-    _require_transform_codec(model, "--decoder-only fine-tunes")
+SYNTHESIS_PARTS = ("g_s.", "log_inv_gain")  # --decoder-only
+ANALYSIS_PARTS = ("g_a.", "latent.h_a.", "log_gain")  # --encoder-only
+
+
+def _freeze_all_but(model, parts: tuple[str, ...], option: str) -> None:
+    """Only the parameters named ``parts`` learn; the rest is frozen.
+
+    ``--decoder-only`` (the synthesis transform g_s and the inverse gains): the encoder, the hyperprior and the
+    entropy model run as in coding (rounded latents, the coder's own tables: the latent codec stays in eval
+    mode), so g_s learns from the very latents the files hold, and every file keeps its latents and coded
+    bytes; only the decoded pixels (and the weights digest) change.
+
+    ``--encoder-only`` (g_a with its forward gains, and the hyper-analysis h_a): everything the decoder runs
+    (g_s, the inverse gains, h_s, the factorized prior) is frozen, so the coding tables stay those of the
+    weights resumed and a file made before decodes to the same pixels; the encoder learns better latents for
+    the decoder it has (what ``--refine`` searches per image, amortized)."""
+    _require_transform_codec(model, f"{option} fine-tunes")
     model.ensure_tables()
     for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("g_s.") or name == "log_inv_gain")
-
-
-ENCODER_PARTS = ("g_a.", "latent.h_a.", "log_gain")
-
-
-def _freeze_all_but_analysis(model) -> None:
-    """``--encoder-only``: only the analysis transforms learn, g_a with its forward gains and the hyper-analysis
-    h_a.  Everything the decoder runs (g_s, the inverse gains, h_s, the factorized prior) is frozen, so the
-    coding tables stay those of the weights resumed and a file made before decodes to the same pixels; the
-    encoder learns better latents for the decoder it has (what ``--refine`` searches per image, amortized)."""
-    _require_transform_codec(model, "--encoder-only fine-tunes")
-    model.ensure_tables()
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith(ENCODER_PARTS))
+        p.requires_grad_(name.startswith(parts))
 
 
 def bpp_of(likelihoods: dict, num_pixels: int) -> torch.Tensor:
@@ -206,10 +203,10 @@ def train(args) -> dict:
             m.settle_bounds()  # the same function: frozen layers keep their outputs exactly
     decoder_only = bool(getattr(args, "decoder_only", False) or (ckpt or {}).get("decoder_only", False))
     if decoder_only:
-        _freeze_all_but_synthesis(model)
+        _freeze_all_but(model, SYNTHESIS_PARTS, "--decoder-only")
     encoder_only = bool(getattr(args, "encoder_only", False) or (ckpt or {}).get("encoder_only", False))
     if encoder_only:
-        _freeze_all_but_analysis(model)
+        _freeze_all_but(model, ANALYSIS_PARTS, "--encoder-only")
     mixed = bool(getattr(args, "mixed_quantization", False) or (ckpt or {}).get("mixed_quantization", False))
     mixed = mixed or encoder_only  # the encoder learns for the rounding the coder applies (g_s sees round(y))
     if mixed:

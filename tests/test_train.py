@@ -229,23 +229,32 @@ def test_weights_from_before_the_latent_codec_layout_still_load():
     assert a.chunks == b.chunks
 
 
-def test_decoder_only_fine_tuning_keeps_every_coded_byte(tmp_path, data_dir, capsys):
-    """--decoder-only trains g_s (and the inverse gains) on rounded latents: the coded chunks of any image
-    stay byte for byte those of the weights it started from, while the decoder really changes."""
+def _fine_tuned(tmp_path, data_dir, flag: str, lr: str):
+    """A 2-step base model, then 3 steps of ``flag`` (--decoder-only / --encoder-only) from its weights: (base
+    folder, tuned folder, base model, tuned model, names of the tensors that changed, a 50x70 photo crop)."""
     import lic
 
     base, tuned = tmp_path / "base", tmp_path / "tuned"
     assert main(["train", "--data", str(data_dir), "--out", str(base), "--steps", "2", *ARGS]) == 0
-    assert main(["train", "--data", str(data_dir), "--out", str(tuned), "--steps", "3", "--decoder-only",
-                 "--resume", str(base / "model.safetensors"), "--lr", "1e-3", "--warmup", "1",
+    assert main(["train", "--data", str(data_dir), "--out", str(tuned), "--steps", "3", flag,
+                 "--resume", str(base / "model.safetensors"), "--lr", lr, "--warmup", "1",
                  "--quiet", "--batch", "2", "--crop", "64", "--workers", "0", "--log-every", "1"]) == 0
     a = lic.load_model(str(base / "model.safetensors"))
     b = lic.load_model(str(tuned / "model.safetensors"))
     sa, sb = a.state_dict(), b.state_dict()
     changed = {k for k in sa if sa[k].is_floating_point() and not torch.equal(sa[k], sb[k])}
+    x = torch.from_numpy(np.asarray(Image.open(data_dir / "rocket.png"))[:50, :70].copy()).permute(2, 0, 1)[None] / 255.0
+    return base, tuned, a, b, changed, x
+
+
+def test_decoder_only_fine_tuning_keeps_every_coded_byte(tmp_path, data_dir, capsys):
+    """--decoder-only trains g_s (and the inverse gains) on rounded latents: the coded chunks of any image
+    stay byte for byte those of the weights it started from, while the decoder really changes."""
+    import lic
+
+    base, tuned, a, b, changed, x = _fine_tuned(tmp_path, data_dir, "--decoder-only", "1e-3")
     assert changed and all(k.startswith("g_s.") or k == "log_inv_gain" for k in changed)
     assert any(k.startswith("g_s.") for k in changed)
-    x = torch.from_numpy(np.asarray(Image.open(data_dir / "rocket.png"))[:50, :70].copy()).permute(2, 0, 1)[None] / 255.0
     for q in (1, 6):
         ca, cb = a.compress(x, q, reconstruct=True), b.compress(x, q, reconstruct=True)
         assert ca.chunks == cb.chunks
@@ -265,20 +274,11 @@ def test_encoder_only_fine_tuning_keeps_the_decoder(tmp_path, data_dir, capsys):
     """--encoder-only trains g_a, its gains and h_a: everything the decoder runs (g_s, the inverse gains, h_s,
     the factorized prior and the coding tables) stays as it was, so a file made with the old weights decodes
     to the same pixels with the new ones, while the encoder really writes other latents."""
-    import lic
-
-    base, tuned = tmp_path / "base", tmp_path / "tuned"
-    assert main(["train", "--data", str(data_dir), "--out", str(base), "--steps", "2", *ARGS]) == 0
-    assert main(["train", "--data", str(data_dir), "--out", str(tuned), "--steps", "3", "--encoder-only",
-                 "--resume", str(base / "model.safetensors"), "--lr", "1e-2", "--warmup", "1",
-                 "--quiet", "--batch", "2", "--crop", "64", "--workers", "0", "--log-every", "1"]) == 0
-    a = lic.load_model(str(base / "model.safetensors"))
-    b = lic.load_model(str(tuned / "model.safetensors"))
-    sa, sb = a.state_dict(), b.state_dict()
-    changed = {k for k in sa if not torch.equal(sa[k], sb[k])}
+    base, tuned, a, b, changed, x = _fine_tuned(tmp_path, data_dir, "--encoder-only", "1e-2")
     assert changed and all(k.startswith(("g_a.", "latent.h_a.")) or k == "log_gain" for k in changed)
     assert any(k.startswith("g_a.") for k in changed)
-    x = torch.from_numpy(np.asarray(Image.open(data_dir / "rocket.png"))[:50, :70].copy()).permute(2, 0, 1)[None] / 255.0
+    sb = b.state_dict()  # the integer coding tables and integer networks, too
+    assert all(torch.equal(v, sb[k]) for k, v in a.state_dict().items() if not v.is_floating_point())
     differs = False
     for q in (1, 6):
         old = a.compress(x, q)
