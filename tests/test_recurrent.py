@@ -365,7 +365,7 @@ def test_every_cell_and_reconstruction_trains(cell, reconstruction):
     assert torch.equal(m.decompress(comp.chunks, 21, 35, 3), comp.x_hat)
 
 
-@pytest.mark.parametrize("loss", ["mse", "ms-ssim"])
+@pytest.mark.parametrize("loss", ["mse", "ms-ssim", "log-mse", "log-ms-ssim"])
 def test_other_losses_train(loss):
     _train_steps({**TINY, "iterations": 2, "loss": loss}, size=40)
 
@@ -428,3 +428,19 @@ def test_lic_train_saves_a_working_progressive_model(tmp_path, photos, capsys):
                  "--resume", str(out / "model.safetensors")]) == 2
     assert capsys.readouterr().err.strip() == ("lic: error: --decoder-only fine-tunes one-shot transform codecs "
                                                "(bmshj2018-hyperprior, attention-*), not toderici2017-rnn")
+
+
+def test_log_losses_weigh_every_iteration_the_same_in_db():
+    """log-mse: making any one iteration's MSE 4× larger (6 dB worse) raises the loss by ln(4)/K, however large
+    that iteration's error already was; the summed MSE would hardly notice it at a late, accurate iteration."""
+    m = RecurrentCodec(**{**TINY, "iterations": 2, "loss": "log-mse"})
+    x = torch.full((1, 3, 16, 16), 0.5)
+    lik = {"bits": torch.full((4,), 0.5)}
+
+    def loss(e1, e2):
+        out = {"x_hats": [x + e1, x + e2], "x_hat": x + e2, "likelihoods": lik}
+        return m.training_loss(x, out, 2)[0].item()
+
+    for e1, e2 in ((0.1, 0.01), (0.01, 0.001)):
+        assert loss(e1, 2 * e2) - loss(e1, e2) == pytest.approx(np.log(4) / 2, rel=1e-4)
+        assert loss(2 * e1, e2) - loss(e1, e2) == pytest.approx(np.log(4) / 2, rel=1e-4)
