@@ -320,7 +320,7 @@ def cmd_models(args) -> int:
         print(f"{name}{default}")
         if cfg.get("arch") == "RecurrentCodec":
             print(f"  architecture  {cfg.get('arch')}  {cfg.get('cell')} cells, {cfg.get('reconstruction')} "
-                  f"reconstruction, progressive")
+                  f"reconstruction, progressive, loss {cfg.get('loss', 'l1')}")
             print(f"  qualities     1..{cfg.get('iterations')} iterations "
                   f"({cfg.get('bits')} bits per 16x16 block each, before entropy coding)")
         elif cfg.get("arch") == "ScalableRecurrentCodec":
@@ -340,7 +340,8 @@ def cmd_models(args) -> int:
             if len(kodak) > 8:  # a progressive model: 1, 2, 4, 8, ... iterations and the last
                 keys = list(kodak)
                 kodak = {q: kodak[q] for i, q in enumerate(keys, 1) if i & (i - 1) == 0 or q == keys[-1]}
-            perceptual = cfg.get("arch") == "AttentionCodec" and cfg.get("loss") == "mix"
+            perceptual = ((cfg.get("arch") == "AttentionCodec" and cfg.get("loss") == "mix")
+                          or "ms-ssim" in str(cfg.get("loss", "")))
             pts = ", ".join(f"q{q}: {v['bpp']:.3f} bpp / {v['psnr']:.2f} dB"
                             + (f" / MS-SSIM {v['ms_ssim']:.4f}" if perceptual and "ms_ssim" in v else "")
                             for q, v in kodak.items())

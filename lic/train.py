@@ -92,6 +92,12 @@ def _build(cfg: dict):
         raise InputError(f"bad model configuration: {exc}") from None
 
 
+def _export_name(args, model) -> str:
+    """The name the run's weights carry: --name, else that of the weights or checkpoint it resumed, else the
+    architecture's."""
+    return args.name or getattr(model, "lic_name", None) or model.name
+
+
 def _initial_model(args):
     """New model, or warm start from shipped weights / a weights file / a checkpoint.
 
@@ -108,6 +114,8 @@ def _initial_model(args):
             ckpt = torch.load(args.resume, map_location="cpu", weights_only=False)
             model = build(ckpt["config"])
             model.load_state(ckpt["model"])
+            if ckpt.get("name"):
+                model.lic_name = ckpt["name"]  # the run goes on exporting under its name
         except (LicError, OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
             raise InputError(f"{args.resume}: not a lic training checkpoint ({exc.__class__.__name__})") from None
         return model, ckpt
@@ -129,6 +137,8 @@ def _initial_model(args):
         except RuntimeError:
             raise InputError(f"--config {args.config} changes the model's shape: the weights of {args.resume} "
                              "no longer fit (only settings such as the loss can change on a warm start)") from None
+        if getattr(src, "meta", {}).get("name"):
+            model.lic_name = src.meta["name"]  # continuing toderici2017-rnn-msssim exports toderici2017-rnn-msssim
         return model, None
     from .models import ARCHITECTURES, config_for
 
@@ -259,7 +269,7 @@ def train(args) -> dict:
         tmp = out / "ckpt.pt.tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": used,
                     "config": model.config(), "decoder_only": decoder_only, "encoder_only": encoder_only,
-                    "mixed_quantization": mixed}, tmp)
+                    "mixed_quantization": mixed, "name": _export_name(args, model)}, tmp)
         os.replace(tmp, out / "ckpt.pt")
         if weights:
             export(final=False)
@@ -271,7 +281,7 @@ def train(args) -> dict:
         m = model if final else copy.deepcopy(model)
         m.eval().cpu()
         tmp = out / "model.safetensors.tmp"
-        digest = zoo.save_weights(m, tmp, name=args.name or model.name,
+        digest = zoo.save_weights(m, tmp, name=_export_name(args, model),
                                   card=f"trained by lic train: {step} steps, {used / 60:.1f} min on {dev.type}",
                                   extra={"train": {"steps": step, "minutes": round(used / 60, 2), "device": str(dev),
                                                    "data": str(args.data), "batch": args.batch, "crop": args.crop}})

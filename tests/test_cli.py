@@ -99,6 +99,9 @@ def test_models_describes_progressive_models(tmp_path, monkeypatch, capsys):
     kodak = {str(k): {"bpp": k / 8, "psnr": 20 + k, "ms_ssim": 0.9} for k in range(1, 17)}
     rnn = RecurrentCodec(cell="gru", enc_channels=(8, 8, 8, 8), dec_channels=(8, 8, 8, 8, 8), context_hidden=(4, 4))
     zoo.save_weights(rnn.eval(), tmp_path / "rnn.safetensors", name="toderici2017-rnn", extra={"kodak": kodak})
+    ms = RecurrentCodec(cell="gru", enc_channels=(8, 8, 8, 8), dec_channels=(8, 8, 8, 8, 8), context_hidden=(4, 4),
+                        loss="log-ms-ssim")
+    zoo.save_weights(ms.eval(), tmp_path / "ms.safetensors", name="toderici2017-rnn-msssim", extra={"kodak": kodak})
     su = ScalableRecurrentCodec(enc_channels=(8, 8, 8, 8), dec_channels=(8, 8, 8, 8, 8), latent=8, hyper=8,
                                 hyper_hidden=8)
     zoo.save_weights(su.eval(), tmp_path / "su.safetensors", name="su2020-rnn-hyperprior")
@@ -107,8 +110,12 @@ def test_models_describes_progressive_models(tmp_path, monkeypatch, capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "gru cells, additive reconstruction, progressive" in out and "1..16 iterations" in out
-    kodak_line = next(l for l in out.splitlines() if l.strip().startswith("Kodak"))
+    blocks = {b.splitlines()[0].split()[0]: b for b in ("\n" + out).split("\ntoderici")[1:]}
+    kodak_line = next(l for l in blocks["2017-rnn"].splitlines() if l.strip().startswith("Kodak"))
     assert [p.split(":")[0].strip() for p in kodak_line.split("Kodak")[1].split(",")] == ["q1", "q2", "q4", "q8", "q16"]
+    assert "MS-SSIM" not in kodak_line and f"loss {rnn.loss_kind}" in blocks["2017-rnn"]
+    # a model trained for MS-SSIM says so, and lists its MS-SSIM beside the PSNR
+    assert "loss log-ms-ssim" in blocks["2017-rnn-msssim"] and "/ MS-SSIM 0.9000" in blocks["2017-rnn-msssim"]
     assert "RNN hyperprior, progressive" in out and "1..4 layers" in out and "N=None" not in out
     assert f"model card    {tmp_path / 'su.md'}" in out
 

@@ -47,8 +47,30 @@ def test_train_resume_and_export(tmp_path, data_dir, capsys):
     import lic
 
     model = lic.load_model(str(out / "model.safetensors"))
+    assert model.lic_name == "bmshj2018-hyperprior"
     img = Image.fromarray(np.asarray(Image.open(data_dir / "coffee.png"))[:70, :90])
     assert lic.decompress(lic.compress(img, model=model, quality=1), model=model).size == (90, 70)
+
+
+def test_a_resumed_run_keeps_the_name_of_what_it_resumed(tmp_path, data_dir):
+    """Weights shipped under their own name (e.g. toderici2017-rnn-msssim) continue under that name, from the
+    weights and from the run's checkpoint, unless --name gives another."""
+    from lic import zoo
+
+    first = tmp_path / "first"
+    assert main(["train", "--data", str(data_dir), "--out", str(first), "--steps", "1", "--name", "my-codec", *ARGS]) == 0
+    assert zoo.read_metadata(first / "model.safetensors")["name"] == "my-codec"
+    more = tmp_path / "more"
+    assert main(["train", "--data", str(data_dir), "--out", str(more), "--steps", "1",
+                 "--resume", str(first / "model.safetensors"), *ARGS]) == 0
+    assert zoo.read_metadata(more / "model.safetensors")["name"] == "my-codec"
+    assert main(["train", "--data", str(data_dir), "--out", str(more), "--steps", "2",
+                 "--resume", str(more / "ckpt.pt"), *ARGS]) == 0
+    assert zoo.read_metadata(more / "model.safetensors")["name"] == "my-codec"
+    renamed = tmp_path / "renamed"
+    assert main(["train", "--data", str(data_dir), "--out", str(renamed), "--steps", "1", "--name", "other",
+                 "--resume", str(first / "model.safetensors"), *ARGS]) == 0
+    assert zoo.read_metadata(renamed / "model.safetensors")["name"] == "other"
 
 
 def test_train_with_final_evaluation(tmp_path, data_dir):
