@@ -45,7 +45,7 @@ Loss (``loss=``): the paper's L1 on the residual summed over iterations, or MSE 
 1 − MS-SSIM summed over iterations; plus the context model's BCE rate (it has its
 own parameters, and the bits are detached: as in the paper the entropy coder does not
 steer the encoder).  A sum of distortions is dominated by the first iterations (the MSE
-after 16 iterations is ~10× smaller than after one), so ``log-mse`` and ``log-ms-ssim``
+after 16 iterations is ~8× smaller than after one), so ``log-mse`` and ``log-ms-ssim``
 average ln(MSE) or ln(1 − MS-SSIM) over the iterations instead: every iteration weighs
 the same in dB (our option, not the paper's; BD-rates are measured in dB).
 
