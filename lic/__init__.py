@@ -3,7 +3,7 @@
 >>> import lic
 >>> from PIL import Image
 >>> data = lic.compress(Image.open("photo.png"), quality=3)   # bytes of a .lic file
->>> image = lic.decompress(data)                                # PIL.Image, same size and mode
+>>> image = lic.decompress(data)                                # PIL.Image, same size (RGB, L, RGBA or LA)
 """
 
 from __future__ import annotations
@@ -46,6 +46,26 @@ def _as_image(image):
     return Image.fromarray(a)
 
 
+def _check_args(**kwargs) -> None:
+    """API arguments of the wrong type are refused here with an InputError, not deep inside the coder: counts
+    (quality, iterations, layers, refine) must be integers, targets (bpp, psnr) real numbers; None = not given."""
+    import numbers
+
+    from .errors import InputError
+
+    for name, v in kwargs.items():
+        if v is None:
+            continue
+        if name in ("bpp", "psnr"):
+            ok = isinstance(v, numbers.Real) and not isinstance(v, bool)
+            want = "a number"
+        else:
+            ok = isinstance(v, numbers.Integral) and not isinstance(v, bool)
+            want = "an integer"
+        if not ok:
+            raise InputError(f"{name} must be {want}, got {v!r}")
+
+
 def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iterations: int | None = None,
              bpp: float | None = None, psnr: float | None = None, refine: int = 0, exact: bool = False,
              device=None) -> bytes:
@@ -61,6 +81,8 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     about 4x the time.
     ``device``: where a model given by name runs its networks (see :func:`load_model`).
     """
+    _check_args(quality=quality, iterations=iterations, bpp=bpp, psnr=psnr, refine=refine)
+    refine = refine or 0  # None: no refinement
     if device is not None and isinstance(model, (str, Path)):
         model = load_model(model, device=device)
     if iterations is None and bpp is None and psnr is None:
@@ -78,10 +100,12 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
 
 
 def decompress(data, model=None, layers: int | None = None, device=None):
-    """Decode ``.lic`` bytes (or the ``.lic`` file at a path) into a PIL image of the original size and mode;
+    """Decode ``.lic`` bytes (or the ``.lic`` file at a path) into a PIL image of the original size, in the mode
+    it was coded as (RGB, L, RGBA or LA: :mod:`lic.imageio` lists how every input mode maps to these);
     ``layers``: progressive models, the first K iterations / layers only; ``device``: see :func:`load_model`."""
     from .codec import decode
 
+    _check_args(layers=layers)
     if isinstance(data, (str, Path)):
         from .errors import InputError
 
@@ -89,7 +113,10 @@ def decompress(data, model=None, layers: int | None = None, device=None):
         if not path.is_file():
             raise InputError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}")
         data = path.read_bytes()
+    elif not isinstance(data, (bytes, bytearray, memoryview)):
+        from .errors import InputError
 
+        raise InputError(f"expected the bytes of a .lic file or its path, got {type(data).__name__}")
     return decode(bytes(data), model=model, layers=layers, device=device)
 
 

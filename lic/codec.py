@@ -112,8 +112,12 @@ def _model_for(header: Header, model=None, device=None) -> CompressionModel:
                              f"(pass its weights with --model PATH)") from None
     digest = zoo.model_digest(m)
     if digest != header.digest:
-        raise ModelError(f"this file was made with other weights of '{header.model}' "
-                         f"(file {header.digest.hex()}, installed {digest.hex()}); decode it with the same weights")
+        if model is not None and _name(m) != header.model:
+            raise ModelError(f"this file was made with model '{header.model}' (weights {header.digest.hex()}), "
+                             f"not with '{_name(m)}'")
+        which = "installed" if model is None else "given"
+        raise ModelError(f"this file was made with other weights of '{header.model}' (file {header.digest.hex()}, "
+                         f"{which} {digest.hex()}); decode it with the same weights (--model PATH for a weights file)")
     return m
 
 

@@ -177,7 +177,9 @@ def read(buf: bytes) -> LicFile:
     version = buf[pos]
     pos += 1
     if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported .lic format version {version} (this lic reads version {FORMAT_VERSION})")
+        # the version byte comes before the checksummed header, so a damaged byte reads as another version
+        raise FormatError(f"unsupported .lic format version {version} (this lic reads version {FORMAT_VERSION}): "
+                          f"{'a file from a newer lic, or ' if version > FORMAT_VERSION else ''}a corrupt file")
     try:
         hlen, pos = _get_varint(buf, pos)
     except EOFError:

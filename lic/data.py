@@ -79,7 +79,30 @@ class CropDataset(Dataset):
                     warnings.warn(f"training image {path} cannot be decoded ({exc.__class__.__name__}); "
                                   "using others", stacklevel=2)
             path = random.choice(self.files)
-        raise RuntimeError(f"no training image could be decoded ({len(self._failed)} failed)")
+        raise self._none_decodes()
+
+    def _none_decodes(self):
+        from .errors import InputError
+
+        return InputError(f"no training image could be decoded ({len(self._failed)} of {len(self.files)} tried "
+                          f"failed)")
+
+    def check_decodable(self) -> None:
+        """Decode images in order until one works (InputError if none does): a folder whose every image is
+        broken is refused before a run starts, in the main process, not by a DataLoader worker later.  The
+        random state is left as it was, so a run's crops do not depend on this check."""
+        state = random.getstate()
+        try:
+            for path in self.files:
+                try:
+                    self._crop(path)
+                    return
+                except _BAD_IMAGE:
+                    self._failed.add(path)
+            raise self._none_decodes()
+        finally:
+            random.setstate(state)
+            self._failed.clear()  # each worker warns about the files it meets
 
     def _crop(self, path: Path) -> torch.Tensor:
         with Image.open(path) as src:

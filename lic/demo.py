@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from . import codec, metrics, zoo
-from .errors import InputError
+from .errors import InputError, OutputError
 
 
 def sample_image() -> Image.Image:
@@ -52,21 +52,23 @@ def _row(label, nbytes, px, ref, rgb):
 
 def run_demo(args) -> int:
     model = zoo.load_model(args.model or zoo.DEFAULT_MODEL)
+    qualities = model.qualities if args.quality is None else [model.check_quality(args.quality)]
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out must be a folder: {out} is a file")
     img = sample_image()
     ref = np.asarray(img)
     px = img.size[0] * img.size[1]
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = getattr(model, "lic_name", model.name)
     print(f"lic demo: {name}, scikit-image astronaut {img.size[0]}x{img.size[1]}; files in {out}/")
     print(f"{'codec':<26} {'bytes':>8} {'bpp':>7} {'PSNR':>7} {'MS-SSIM':>8}")
-    qualities = [args.quality] if args.quality else model.qualities
     for q in qualities:
         t0 = time.perf_counter()
         enc = codec.encode(img, model=model, quality=q)
         t1 = time.perf_counter()
         (out / f"astronaut-q{q}.lic").write_bytes(enc.data)
-        dec = codec.decode((out / f"astronaut-q{q}.lic").read_bytes())
+        dec = codec.decode((out / f"astronaut-q{q}.lic").read_bytes(), model=model)  # the weights it was made with
         t2 = time.perf_counter()
         dec.save(out / f"astronaut-q{q}.png")
         rgb = np.asarray(dec)

@@ -44,7 +44,7 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
         raise OutputError(f"--out must be a folder: {out} is a file")
     if max_images:
         files = files[:max_images]
-    qualities = list(qualities or model.qualities)
+    qualities = list(dict.fromkeys(qualities or model.qualities))  # each once, in the order given
     for q in qualities:
         model.check_quality(q)
     rows, skipped = [], []

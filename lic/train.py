@@ -88,7 +88,7 @@ def _config_arg(args) -> dict:
 def _build(cfg: dict):
     try:
         return build(cfg)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: e.g. a negative width
         raise InputError(f"bad model configuration: {exc}") from None
 
 
@@ -96,6 +96,27 @@ def _export_name(args, model) -> str:
     """The name the run's weights carry: --name, else that of the weights or checkpoint it resumed, else the
     architecture's."""
     return args.name or getattr(model, "lic_name", None) or model.name
+
+
+def _model_arg_known(name: str) -> dict:
+    from .models import ARCHITECTURES, config_for
+
+    try:
+        return config_for(name)
+    except KeyError:
+        names = ", ".join(n for cls in ARCHITECTURES.values() for n in (getattr(cls, "variants", None) or [cls.name]))
+        raise ModelError(f"unknown model to train: {name} (trainable: {names})") from None
+
+
+def _check_model_arg(args, config: dict) -> None:
+    """--model with --resume must name what the resumed weights are (it cannot change the architecture)."""
+    if not args.model:
+        return
+    want = _model_arg_known(args.model)
+    if any(config.get(k) != v for k, v in want.items()):
+        raise InputError(f"--model {args.model} does not match the weights of {args.resume} (a {config.get('arch')}"
+                         f"); --resume continues their architecture: leave out --model, or drop --resume to start "
+                         f"a new {args.model}")
 
 
 def _initial_model(args):
@@ -106,6 +127,8 @@ def _initial_model(args):
     the loss (``--config '{"loss": "mix"}'`` after an MSE warm-up; λ then follow the new loss unless
     --config gives them too)."""
     exact = bool(args.resume) and str(args.resume).endswith(".pt")
+    if args.resume and args.model:
+        _model_arg_known(args.model)
     if args.resume and (args.lambdas or args.channels or (exact and args.config)):
         warnings.warn(f"{'--config/' if exact else ''}--lambda/--channels ignored: --resume continues with the "
                       "model configuration stored in its checkpoint or weights", stacklevel=2)
@@ -116,13 +139,16 @@ def _initial_model(args):
             model.load_state(ckpt["model"])
             if ckpt.get("name"):
                 model.lic_name = ckpt["name"]  # the run goes on exporting under its name
+            config = ckpt["config"]
         except (LicError, OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
             raise InputError(f"{args.resume}: not a lic training checkpoint ({exc.__class__.__name__})") from None
+        _check_model_arg(args, config)
         return model, ckpt
     extra = _config_arg(args)
     if args.resume:
         src = zoo.load_model(args.resume)
         cfg = src.config()
+        _check_model_arg(args, cfg)
         old_lambdas = cfg.get("lambdas")
         if "loss" in extra and extra["loss"] != cfg.get("loss") and "lambdas" not in extra:
             cfg.pop("lambdas", None)  # the new loss's own λ ladder
@@ -140,13 +166,7 @@ def _initial_model(args):
         if getattr(src, "meta", {}).get("name"):
             model.lic_name = src.meta["name"]  # continuing toderici2017-rnn-msssim exports toderici2017-rnn-msssim
         return model, None
-    from .models import ARCHITECTURES, config_for
-
-    try:
-        cfg = config_for(args.model or zoo.DEFAULT_MODEL)
-    except KeyError:
-        names = ", ".join(n for cls in ARCHITECTURES.values() for n in (getattr(cls, "variants", None) or [cls.name]))
-        raise ModelError(f"unknown model to train: {args.model} (trainable: {names})") from None
+    cfg = _model_arg_known(args.model or zoo.DEFAULT_MODEL)
     if cfg["arch"] == "ScaleHyperprior":
         if args.lambdas:
             cfg["lambdas"] = args.lambdas
@@ -208,6 +228,7 @@ def train(args) -> dict:
         torch.backends.cudnn.benchmark = True
     model, ckpt = _initial_model(args)
     data = CropDataset(args.data, crop=args.crop, length=10 ** 7)  # lists the images: fails before --out is made
+    data.check_decodable()  # and at least one of them decodes
     for m in model.modules():
         if isinstance(m, GDN):
             m.settle_bounds()  # the same function: frozen layers keep their outputs exactly
@@ -248,6 +269,10 @@ def train(args) -> dict:
                         persistent_workers=args.workers > 0)
     budget = args.minutes * 60.0 if args.minutes else math.inf
     max_steps = args.steps or math.inf
+    if step >= max_steps or used >= budget:  # an exact resume whose checkpoint has spent this budget already
+        spent = f"is at step {step}" if step >= max_steps else f"has trained {used / 60:.1f} minutes"
+        raise InputError(f"{args.resume} {spent} already: on an exact resume --steps and --minutes are the run's "
+                         "totals; give a larger budget")
     lambdas = getattr(model, "lambdas", None)
     custom_loss = getattr(model, "training_loss", None)  # models other than the hyperprior bring their loss
     out = Path(args.out)  # made only now: a run refused above leaves nothing behind

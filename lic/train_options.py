@@ -14,9 +14,10 @@ MIN_CROP = 16  # pixels: smaller training crops are padded to the models' 16-pix
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL,
+    p.add_argument("--model",
                    help="architecture to train: bmshj2018-hyperprior, toderici2017-rnn, attention-factorized, "
-                        "attention-hyperprior, ... (an unknown name lists them all; default: %(default)s)")
+                        f"attention-hyperprior, ... (an unknown name lists them all; default: {DEFAULT_MODEL}, or "
+                        "with --resume the architecture of what it resumes)")
     p.add_argument("--data", required=True, help="folder of training images (searched recursively)")
     p.add_argument("--out", required=True, help="folder for checkpoints, weights and logs")
     p.add_argument("--lambda", dest="lambdas", type=float, nargs="+", help="λ per quality level (default: the model's)")
@@ -78,6 +79,15 @@ def check_arguments(args) -> None:
         raise InputError(f"--channels takes two positive widths, got {' '.join(map(str, args.channels))}")
     if args.eval_dir and not Path(args.eval_dir).is_dir():
         raise InputError(f"--eval-dir: no such folder: {args.eval_dir}")
+    if args.eval_dir:
+        from .data import list_images
+
+        if not list_images(args.eval_dir):  # refused now, not after the whole training budget
+            raise InputError(f"--eval-dir: no images found in {args.eval_dir}")
+    if args.device:
+        from .zoo import check_device
+
+        check_device(args.device)
     if args.resume and str(args.resume).endswith(".pt") and not Path(args.resume).is_file():
         raise InputError(f"checkpoint not found: {args.resume}")
     out = Path(args.out)

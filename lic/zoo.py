@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from . import DEFAULT_MODEL  # noqa: F401  (defined once, in lic/__init__.py; lic.zoo.DEFAULT_MODEL stays)
@@ -85,8 +85,11 @@ def _sort_header(path: Path) -> None:
 
 
 def read_metadata(path: str | Path) -> dict:
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except SafetensorError as exc:  # a file that is not safetensors (an image, a checkpoint, junk)
+        raise ModelError(f"cannot load weights {path}: not a safetensors weights file ({exc})") from None
 
 
 def shipped() -> dict[str, Path]:
@@ -104,7 +107,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> CompressionModel:
         with safe_open(str(path), framework="pt") as f:
             state = {k: f.get_tensor(k) for k in f.keys()}
         model = build(json.loads(meta["config"]))
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
+    except (OSError, KeyError, ValueError, json.JSONDecodeError, SafetensorError) as exc:
         raise ModelError(f"cannot load weights {path}: {exc}") from None
     digest = state_digest(state)
     model.load_state({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})

@@ -385,6 +385,9 @@ def test_compare_picks_the_closest_bpp_and_draws(tmp_path):
     assert (w, h) == (32, 32) and 0 <= x <= 96 and 0 <= y <= 96
     out = run_compare(path, 0.8, ["jpeg", "webp"], tmp_path / "fig.png", crop="10,20,40,30", log=lambda m: None)
     assert Image.open(out).size[0] > 300
+    # settings picked in the spec are the only candidates: of q10 (0.94 bpp here) and q20 (1.31), q10; the
+    # search over every quality picks another
+    assert closest(registry.get_codec("jpeg@q10/q20"), img, 1.0).setting == "q10" != pick.setting
 
 
 def test_report_is_one_self_contained_html_file(results, tmp_path):
@@ -421,9 +424,26 @@ def _cli(argv, capsys):
         (["report", "/no/such/dir"], "not a directory"),
         (["compare", "/no/such.png", "--bpp", "0.5", "-o", "{tmp}/f.png"], "no such file"),
         (["compare", "{imgs}/a.png", "--bpp", "0.5", "--crop", "1,2", "-o", "{tmp}/f.png"], "bad --crop"),
+        (["compare", "{imgs}", "--bpp", "0.5", "-o", "{tmp}/f.png"], "is a folder; lic compare takes one image"),
+        # inputs that are not what they should be: binary, or JSON of another shape
+        (["rd", "{tmp}/listjson"], "not a lic bench summary (TypeError"),
+        (["report", "{tmp}/listjson"], "not a lic bench summary (TypeError"),
+        (["rd", "{tmp}/nocodecs"], "no codec measured yet"),
+        (["report", "{tmp}/nocodecs"], "no codec measured yet"),
+        (["rd", "{tmp}/nocodecs", "--published", "{imgs}/a.png"], "not a CSV file of RD points"),
+        (["bench", "{imgs}", "--codecs", "jpeg", "--out", "{tmp}/garbage"], "not a lic bench results table"),
+        # outputs: a file where a folder belongs, a report that is not HTML
+        (["rd", "{tmp}/nocodecs", "--out", "{imgs}/a.png"], "--out must be a folder"),
+        (["report", "{tmp}/listjson", "-o", "{tmp}/r.pdf"], "the report is an HTML file"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, image_dir, tmp_path, capsys):
+    (tmp_path / "listjson").mkdir()
+    (tmp_path / "listjson" / "summary.json").write_text("[]")
+    (tmp_path / "nocodecs").mkdir()
+    (tmp_path / "nocodecs" / "summary.json").write_text('{"codecs": {}, "meta": {}}')
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "per_image.csv").write_bytes(bytes(range(256)) * 2)
     argv = [a.format(tmp=tmp_path, imgs=image_dir) for a in argv]
     rc, out, err = _cli(argv, capsys)
     assert rc != 0

@@ -286,7 +286,8 @@ def test_eval_writes_csv_and_json(tmp_path, photos):
     d = tmp_path / "imgs"
     d.mkdir()
     photos["coffee"].save(d / "c.png")
-    assert main(["eval", str(d), "--qualities", "1", "3", "--out", str(tmp_path / "ev"), "--quiet"]) == 0
+    # a quality given twice is measured once
+    assert main(["eval", str(d), "--qualities", "1", "3", "1", "--out", str(tmp_path / "ev"), "--quiet"]) == 0
     import csv
     import json
 
@@ -379,3 +380,22 @@ def test_help_version_and_refused_training_options_do_not_import_torch(tmp_path)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stdout.split() == ["2", "False"], p.stderr
     assert p.stderr.strip() == "lic: error: --steps takes a whole number >= 1, got 0"
+
+
+def test_demo_runs_with_a_weights_file_and_refuses_bad_options_before_writing(tmp_path, tiny_weights, photo_file,
+                                                                           capsys):
+    """lic demo --model WEIGHTS decodes with those weights (not the installed ones of the same name); a bad
+    quality or an --out that is a file is refused before anything is printed or made."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--model", str(tiny_weights), "-q", "2", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("lic demo: tiny-test, scikit-image astronaut 512x512")
+    assert lines[2].startswith("lic q2 ") and lines[3].lstrip().startswith("JPEG q")
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut-q2.lic", "astronaut-q2.png", "astronaut.png"]
+    for argv, message in ((["-q", "0", "--out", str(tmp_path / "d0")], "quality 0 not available (choose from 1..3)"),
+                          (["-q", "9", "--out", str(tmp_path / "d9")], "quality 9 not available (choose from 1..3)"),
+                          (["--out", str(photo_file)], f"--out must be a folder: {photo_file} is a file")):
+        assert main(["demo", "--model", str(tiny_weights), *argv]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.strip() == f"lic: error: {message}"
+    assert not (tmp_path / "d0").exists() and not (tmp_path / "d9").exists()

@@ -145,12 +145,39 @@ def test_api_accepts_paths_arrays_and_file_bytes(tiny, photo_file):
             lic.compress(wrong, model=tiny)
 
 
+def test_api_arguments_of_the_wrong_type_are_refused_in_one_line(tiny, photos):
+    img = photos["coffee"]
+    for kwargs, message in ((dict(quality=1.5), "quality must be an integer, got 1.5"),
+                            (dict(quality="2"), "quality must be an integer, got '2'"),
+                            (dict(refine=1.5), "refine must be an integer, got 1.5"),
+                            (dict(bpp="1"), "bpp must be a number, got '1'"),
+                            (dict(iterations=True), "iterations must be an integer, got True")):
+        with pytest.raises(InputError, match=message):
+            lic.compress(img, model=tiny, **kwargs)
+    assert lic.compress(img, model=tiny, quality=np.int64(2)) == lic.compress(img, model=tiny, quality=2)
+    assert lic.compress(img, model=tiny, refine=None) == lic.compress(img, model=tiny)
+    data = lic.compress(img, model=tiny)
+    for wrong in (None, img, 5, np.zeros(4, np.uint8)):
+        with pytest.raises(InputError, match="expected the bytes of a .lic file or its path, got "):
+            lic.decompress(wrong, model=tiny)
+    with pytest.raises(InputError, match="layers must be an integer, got 2.5"):
+        lic.decompress(data, model=tiny, layers=2.5)
+    with pytest.raises(ModelError, match="not a safetensors weights file"):
+        lic.load_model(__file__)  # any file that is not weights
+
+
 def test_other_weights_are_refused_by_name(tiny_weights, photos):
     data = lic.compress(photos["coffee"], model=str(tiny_weights))
     with pytest.raises(ModelError, match="not installed"):
         lic.decompress(data)  # 'tiny-test' is not a shipped model
-    with pytest.raises(ModelError, match="other weights"):
+    with pytest.raises(ModelError, match="made with model 'tiny-test' .*, not with 'bmshj2018-hyperprior'"):
         lic.decompress(data, model=lic.load_model())
+    from lic import zoo
+
+    ours = zoo.load_weights(tiny_weights)  # not the cached object lic.load_model shares
+    ours._lic_digest = bytes(8)  # the same name, other weights
+    with pytest.raises(ModelError, match="other weights of 'tiny-test' .* given 0000000000000000.*--model PATH"):
+        lic.decompress(data, model=ours)
 
 
 def test_truncated_and_corrupted_files_are_refused(tiny, photos):

@@ -138,16 +138,64 @@ def test_bad_training_input(tmp_path):
     (["--steps", "1", "--resume", "nowhere.pt"], "checkpoint not found: nowhere.pt"),
     (["--steps", "1", "--resume", "{bogus}"], "{bogus}: not a lic training checkpoint (UnpicklingError)"),
     (["--steps", "1", "--resume", "no-such-model"], "unknown model 'no-such-model' (available: "),
+    (["--steps", "1", "--resume", "{image}"], "cannot load weights {image}: not a safetensors weights file"),
+    (["--steps", "1", "--eval-dir", "{empty}"], "--eval-dir: no images found in {empty}"),
+    (["--steps", "1", "--device", "bogus"], "unknown device 'bogus'"),
+    (["--steps", "1", "--config", '{"N": -5}'], "bad model configuration: "),
+    (["--steps", "1", "--model", "toderici2017-rnn", "--resume", "bmshj2018-hyperprior"],
+     "--model toderici2017-rnn does not match the weights of bmshj2018-hyperprior (a ScaleHyperprior)"),
 ])
 def test_bad_training_options_are_refused_before_anything_is_written(tmp_path, data_dir, option, message, capsys):
     bogus = tmp_path / "bogus.pt"
     bogus.write_text("not a checkpoint")
-    option = [o.replace("{bogus}", str(bogus)) for o in option]
+    image = sorted(data_dir.iterdir())[0]  # an image given where weights belong
+    (tmp_path / "empty").mkdir()
+    names = {"{bogus}": str(bogus), "{image}": str(image), "{empty}": str(tmp_path / "empty")}
+
+    def fill(text: str) -> str:
+        for k, v in names.items():
+            text = text.replace(k, v)
+        return text
+
+    option, message = [fill(o) for o in option], fill(message)
     out = tmp_path / "run"
     assert main(["train", "--data", str(data_dir), "--out", str(out), "--quiet", *option]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"lic: error: {message.replace('{bogus}', str(bogus))}") and "\n" not in err
+    assert err.startswith(f"lic: error: {message}") and "\n" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_folder_whose_images_all_fail_to_decode_is_refused_before_the_run_starts(tmp_path, data_dir, workers,
+                                                                                    capsys):
+    """Headers that read but pixel data that does not (truncated files): one line, in the main process (not a
+    DataLoader worker's traceback), and no output folder."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for p in sorted(data_dir.iterdir())[:2]:
+        raw = p.read_bytes()
+        (broken / p.name).write_bytes(raw[:len(raw) // 2])
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(broken), "--out", str(out), "--steps", "1", "--crop", "32", "--batch", "2",
+                 "--workers", workers, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lic: error: no training image could be decoded (2 of 2 tried failed)"
+    assert not out.exists()
+
+
+def test_an_exact_resume_counts_steps_in_total_and_refuses_a_spent_budget(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "2", *ARGS]) == 0
+    before = (out / "ckpt.pt").read_bytes()
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "2", "--resume",
+                 str(out / "ckpt.pt"), *ARGS]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"lic: error: {out / 'ckpt.pt'} is at step 2 already: on an exact resume --steps and --minutes are the "
+        "run's totals; give a larger budget")
+    assert (out / "ckpt.pt").read_bytes() == before
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "3", "--resume",
+                 str(out / "ckpt.pt"), *ARGS]) == 0
+    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 3
 
 
 def test_an_earlier_run_is_continued_or_replaced_only_on_request(tmp_path, data_dir, capsys):

@@ -79,8 +79,12 @@ def cmd_report(args) -> int:
     from .rd import parse_range
     from .report import run_report
 
-    out = Path(args.output) if args.output else Path(args.results) / "report.html"
-    _check_new_file(out, args.force)
+    results = Path(args.results)
+    out = Path(args.output) if args.output else results / "report.html"
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise OutputError(f"{out}: the report is an HTML file: use a .html name")
+    inputs = (results / "summary.json", results / "per_image.csv") + ((Path(args.published),) if args.published else ())
+    _check_new_file(out, args.force, inputs)
     run_report(args.results, out, anchor=args.anchor, published=args.published, only=args.only,
                auc_range=parse_range(args.auc_range))
     return 0

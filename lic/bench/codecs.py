@@ -64,11 +64,14 @@ class Codec:
     #: what the measurements depend on beyond name and setting (lic: the weights digest); ``lic bench``
     #: measures a codec again when it changed since the rows in a results folder were measured
     version: str = ""
+    #: True when the settings were picked in the spec (``jpeg@q10/q50``): ``lic compare`` then chooses among
+    #: them instead of searching the codec's whole knob
+    picked: bool = False
 
     def with_settings(self, settings: list[str] | tuple[str, ...]) -> "Codec":
         for s in settings:
             self.parse(s)  # raises InputError on a malformed setting
-        return replace(self, settings=tuple(settings))
+        return replace(self, settings=tuple(settings), picked=True)
 
     @property
     def spec(self) -> str:

@@ -38,10 +38,11 @@ def closest(codec: registry.Codec, img: Image.Image, target: float, at_least: bo
     """The setting whose bpp is closest to ``target`` (with ``at_least``: the smallest bpp not below it,
     so a compared codec never gets fewer bits; the largest tried if none reaches it).
 
-    Codecs with a numeric knob (quality, QP, ratio) are searched by bisection over every integer
-    value of it, assuming bpp is monotonic in the knob (true for these encoders up to small
-    noise; every value tried is a candidate, so a small violation only costs precision).  Codecs
-    with a fixed list of settings (lic models) try each one.
+    Codecs with a numeric knob (quality, QP, ratio) and no settings picked in their spec are searched
+    by bisection over every integer value of it, assuming bpp is monotonic in the knob (true for these
+    encoders up to small noise; every value tried is a candidate, so a small violation only costs
+    precision).  Codecs with a fixed list of settings (lic models, or settings picked as in
+    ``jpeg@q10/q50``) try each one.
     """
     pixels = img.width * img.height
     tried: dict[str, tuple[float, bytes]] = {}
@@ -53,7 +54,7 @@ def closest(codec: registry.Codec, img: Image.Image, target: float, at_least: bo
         return tried[setting][0]
 
     knob = getattr(codec.parse, "knob", None)
-    if codec.rate_direction and knob and knob[3] is int:
+    if codec.rate_direction and knob and knob[3] is int and not codec.picked:
         prefix, lo, hi, _ = knob
         lo, hi = int(lo), int(hi)
         while hi - lo > 1:  # invariant: the target lies between the bpp of lo and of hi
@@ -137,7 +138,7 @@ def run_compare(image, bpp: float, specs: list[str], out, crop: str | None = Non
     """The ``lic compare`` command; returns the figure path."""
     image, out = Path(image), Path(out)
     if not image.is_file():
-        raise InputError(f"{image}: no such file")
+        raise InputError(f"{image}: {'is a folder; lic compare takes one image' if image.is_dir() else 'no such file'}")
     if not bpp > 0:
         raise InputError("--bpp must be positive")
     if out.resolve() == image.resolve():

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from . import bdrate
 from .results import METRICS, Curve, find_curve, load_published, load_results, merge
 
@@ -135,6 +135,8 @@ def gather(results_dir, published: str | None, only: str | None, anchor: str | N
     curves, meta = load_results(results_dir)
     if published:
         curves = merge(curves, load_published(published))
+    if not curves:
+        raise InputError(f"{results_dir}: no codec measured yet (run 'lic bench ... --out {results_dir}')")
     anchor_name = find_curve(curves, anchor).name if anchor else default_anchor(curves)
     return select(curves, only, keep=anchor_name), meta, anchor_name
 
@@ -156,10 +158,15 @@ def run_rd(results_dir, anchor=None, metric="psnr", published=None, out=None, on
 
     if metric not in METRICS:
         raise InputError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    out = Path(out) if out else Path(results_dir) / "rd"
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out must be a folder: {out} is a file")
     curves, meta, anchor_name = gather(results_dir, published, only, anchor)
     anchor_curve, rows = rd_table(curves, anchor_name, metric, auc_range)
-    out = Path(out) if out else Path(results_dir) / "rd"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create {out}: {e.strerror or e}") from None
 
     log(format_text(rows))
     log(caption(anchor_curve, metric, auc_range))

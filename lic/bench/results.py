@@ -64,15 +64,16 @@ def load_results(results_dir: str | Path) -> tuple[dict[str, Curve], dict]:
     if not path.exists():
         raise InputError(f"{results_dir}: no {SUMMARY_NAME} (run 'lic bench ... --out {results_dir}' first)")
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads(path.read_text())  # UnicodeDecodeError is a ValueError
         codecs = summary["codecs"]
-    except (OSError, ValueError, KeyError) as e:
-        raise InputError(f"{path}: not a lic bench summary ({e})") from e
-    curves = {}
-    for name, points in codecs.items():
-        pts = [{**p, "label": p.get("setting", "")} for p in points]
-        curves[name] = Curve(name, "measured", pts)
-    return curves, summary.get("meta", {})
+        curves = {}
+        for name, points in codecs.items():
+            pts = [{**p, "label": p.get("setting", "")} for p in points]
+            curves[name] = Curve(name, "measured", pts)
+        meta = summary.get("meta", {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # not JSON, or not of this shape
+        raise InputError(f"{path}: not a lic bench summary ({e.__class__.__name__}: {e})") from None
+    return curves, meta
 
 
 def _num(text: str | None):
@@ -89,7 +90,14 @@ def load_published(csv_path: str | Path) -> dict[str, Curve]:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise InputError(f"{csv_path}: no such file")
-    with open(csv_path, newline="") as f:
+    try:
+        return _read_published(csv_path)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{csv_path}: not a CSV file of RD points ({e.__class__.__name__})") from None
+
+
+def _read_published(csv_path: Path) -> dict[str, Curve]:
+    with open(csv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         cols = set(reader.fieldnames or [])
         if not {"codec", "bpp"} <= cols or not cols & set(_QUALITY_COLUMNS):

@@ -83,7 +83,15 @@ def read_rows(csv_path: str | Path) -> list[dict]:
     csv_path = Path(csv_path)
     if not csv_path.exists():
         return []
-    with open(csv_path, newline="") as f:
+    try:
+        return _read_rows(csv_path)
+    except (UnicodeDecodeError, csv.Error, ValueError, TypeError, KeyError) as e:  # not text, or bad cells
+        raise InputError(f"{csv_path}: not a lic bench results table ({e.__class__.__name__}); use another "
+                         f"--out") from None
+
+
+def _read_rows(csv_path: Path) -> list[dict]:
+    with open(csv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames and list(reader.fieldnames) != FIELDS:
             raise InputError(f"{csv_path}: columns differ from this version's ({', '.join(FIELDS)}); use another --out")
@@ -100,7 +108,7 @@ def read_rows(csv_path: str | Path) -> list[dict]:
 def _recorded_versions(out_dir: Path) -> dict[str, str]:
     try:
         meta = json.loads((out_dir / SUMMARY_NAME).read_text()).get("meta", {})
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # missing, not JSON, or not a summary: nothing recorded
         return {}
     return dict(meta.get("codec_versions") or {})
 
@@ -182,7 +190,7 @@ def write_summary(out_dir: Path, rows: list[dict], meta: dict) -> Path:
     if path.exists():
         try:
             old_meta = json.loads(path.read_text()).get("meta", {})
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             old_meta = {}
     descriptions = {**old_meta.get("codecs", {}), **meta.get("codecs", {})}
     meta = {**old_meta, **meta, "codecs": descriptions}
