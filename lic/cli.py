@@ -69,14 +69,37 @@ def _write_stdout(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
-def _output_folder(args) -> Path:
+def _makedirs(folder: Path, made: list[Path]) -> None:
+    """``mkdir -p`` that adds the folders it creates to ``made`` (so that those left empty can go again);
+    a folder that cannot be made is an OutputError."""
+    missing, p = [], folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create folder ({exc.strerror or exc})") from None
+    made.extend(reversed(missing))
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Folders a folder run made and left empty (every file in them failed) are removed again."""
+    for d in reversed(made):  # the deepest first
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def _output_folder(args, made: list[Path]) -> Path:
     """``-o`` of a folder input: a folder, made when missing."""
     if not args.output or args.output == STDIO:
         raise OutputError("a folder input needs -o OUTPUT_FOLDER")
     dst = Path(args.output)
     if dst.exists() and not dst.is_dir():
         raise OutputError(f"{dst}: exists and is not a folder")
-    dst.mkdir(parents=True, exist_ok=True)
+    _makedirs(dst, made)
     return dst
 
 
@@ -137,7 +160,8 @@ def cmd_compress(args) -> int:
         files = list_images(src)
         if not files:
             raise InputError(f"{src}: no images found in this folder")
-        dst = _output_folder(args)
+        made: list[Path] = []
+        dst = _output_folder(args, made)
         from tqdm import tqdm
 
         failed, total_bytes, total_px, written = [], 0, 0, {}
@@ -146,7 +170,7 @@ def cmd_compress(args) -> int:
             try:
                 if out in written:  # photo.png and photo.jpg side by side: never one over the other
                     raise OutputError(f"{f}: its output {out} is already {written[out]}'s (rename one of them)")
-                out.parent.mkdir(parents=True, exist_ok=True)
+                _makedirs(out.parent, made)
                 check_output(out, args.force, (f,))
                 enc, _ = encode(read_image(f))
                 write_atomic(out, enc.data)
@@ -155,6 +179,7 @@ def cmd_compress(args) -> int:
                 total_px += enc.header.width * enc.header.height
             except LicError as exc:
                 failed.append(str(exc))
+        _remove_empty(made)
         done = len(files) - len(failed)
         if done and not args.quiet:
             print(f"{done} image{'s' if done > 1 else ''} -> {dst}: {_fmt_size(total_bytes)}, {8 * total_bytes / total_px:.4f} bpp")
@@ -208,9 +233,9 @@ def cmd_decompress(args) -> int:
         check_output(out, args.force, () if from_stdin else (src,))
         fmt = _pil_format(out)
     data = _read_stdin("a .lic file") if from_stdin else src.read_bytes()
-    mode = codec.read_header(data).header.mode
-    if fmt == "JPEG" and mode in ("LA", "RGBA"):
-        raise OutputError(f"{out}: JPEG has no alpha channel and this image is {mode} (write .png, .webp or .tif)")
+    h = codec.read_header(data).header
+    if not to_stdout:
+        _check_format_keeps(out, fmt, h.mode)  # before the decode, not after it
     dec = codec.decode_file(data, model=args.model, layers=args.layers, device=args.device)
     img = dec.image
     if to_stdout:
@@ -239,21 +264,59 @@ def _decompress_folder(args, src: Path) -> int:
     from . import zoo
 
     zoo.check_device(args.device)  # once, not once per file
-    dst = _output_folder(args)
-    failed = []
+    made: list[Path] = []
+    dst = _output_folder(args, made)
+    failed, written = [], {}
     for f in tqdm(files, desc="decompress", unit="file", disable=args.quiet):
         out = dst / f.relative_to(src).with_suffix(".png")
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
+            if out in written:  # x.lic and x.LIC side by side: never one over the other
+                raise OutputError(f"{f}: its output {out} is already {written[out]}'s (rename one of them)")
+            _makedirs(out.parent, made)
             check_output(out, args.force, (f,))
             img = codec.decode(f.read_bytes(), model=args.model, layers=args.layers, device=args.device)
             write_atomic(out, save=lambda tmp: _save_image(img, tmp, "PNG"))
+            written[out] = f
         except LicError as exc:
             failed.append(str(exc) if isinstance(exc, OutputError) else f"{f}: {exc}")  # naming the file at fault
+    _remove_empty(made)
     done = len(files) - len(failed)
     if done and not args.quiet:
         print(f"{done} file{'s' if done > 1 else ''} -> {dst} (PNG)")
     return _report_failures(failed)
+
+
+def _check_format_keeps(out: Path, fmt: str, mode: str) -> None:
+    """Refuse an output format that cannot store this image as decoded: one that cannot write the mode at all,
+    drops an alpha plane, or changes the size (ICNS).  Tried on a small image of that mode, with two levels of
+    alpha, before anything is decoded."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    if fmt == "JPEG" and mode in ("LA", "RGBA"):
+        raise OutputError(f"{out}: JPEG has no alpha channel and this image is {mode} (write .png, .webp or .tif)")
+    bands = len(mode)
+    a = np.zeros((2, 3, bands), np.uint8)
+    a[..., 0] = [[0, 90, 180], [30, 120, 250]]
+    if mode in ("LA", "RGBA"):
+        a[..., -1] = [[255, 0, 128], [255, 64, 200]]
+    probe = Image.fromarray(a[..., 0] if bands == 1 else a, mode)
+    try:
+        buf = io.BytesIO()
+        probe.save(buf, format=fmt)
+        buf.seek(0)
+        with Image.open(buf) as back:
+            back.load()
+            size, has_alpha = back.size, "A" in back.getbands()
+            alpha = np.asarray(back.getchannel("A")) if has_alpha else None
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's writers refuse modes in these ways
+        raise OutputError(f"{out}: cannot write {mode} images as {fmt} ({exc}); write .png") from None
+    if size != probe.size:
+        raise OutputError(f"{out}: {fmt} does not keep the image's size; write .png")
+    if mode in ("LA", "RGBA") and (alpha is None or not np.array_equal(alpha, a[..., -1])):
+        raise OutputError(f"{out}: {fmt} does not keep this {mode} image's alpha plane (write .png, .webp or .tif)")
 
 
 def _pil_format(out: Path) -> str:
@@ -288,7 +351,8 @@ def cmd_info(args) -> int:
         print("synthesis exact (decodes to the same pixels on every machine)")
     elif h.params:
         print(f"params    {h.params.hex()}")
-    state = "complete" if not f.truncated else f"TRUNCATED ({len(f.chunks)} of {h.n_chunks} chunks complete)"
+    state = ("complete" if not f.truncated else f"TRUNCATED ({len(f.chunks)} of {h.n_chunks} chunks complete, "
+             f"{'then part of the next' if f.partial else 'cut at a chunk boundary'})")
     print(f"chunks    {h.n_chunks} ({state})")
     print(f"  {'#':>3}  {'kind':<8} {'bytes':>10} {'cum. bpp':>9}")
     layer = 0
@@ -516,6 +580,16 @@ def main(argv=None) -> int:
         return 141
     except MemoryError:
         print(f"{PROG}: error: out of memory", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # torch reports a failed allocation as a RuntimeError (CUDA: OutOfMemoryError)
+        text = str(exc)
+        if "can't allocate memory" in text or "out of memory" in text.lower():
+            print(f"{PROG}: error: out of memory ({text.splitlines()[0][:160]})", file=sys.stderr)
+            return 1
+        if os.environ.get("LIC_DEBUG"):
+            raise
+        print(f"{PROG}: internal error: {exc.__class__.__name__}: {exc} (set LIC_DEBUG=1 for a traceback)",
+              file=sys.stderr)
         return 1
     except Exception as exc:  # a bug, not a user error: still one line unless debugging
         if os.environ.get("LIC_DEBUG"):

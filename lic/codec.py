@@ -121,6 +121,20 @@ def _model_for(header: Header, model=None, device=None) -> CompressionModel:
     return m
 
 
+def _count(n: int, unit: str) -> str:
+    """'1 iteration', '3 layers' (``unit`` in the plural)."""
+    return f"{n} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
+
+
+def truncation_note(f: container.LicFile, n: int, unit: str) -> str:
+    """What a progressive file that is not complete decodes to, and whether it ends at a chunk boundary (a
+    prefix, as ``head -c`` at a boundary makes) or inside a chunk (cut mid-way, or damaged)."""
+    total = f.header.n_chunks - (len(f.chunks) - n)  # the data chunks of the complete file
+    if f.partial:
+        return f"truncated file: decoding the {_count(n, 'complete ' + unit)} (it ends inside {unit[:-1]} {n + 1})"
+    return f"truncated file: it ends after {n} of {_count(total, unit)}, at a chunk boundary: decoding those"
+
+
 @dataclass
 class Decoded:
     image: Image.Image
@@ -144,7 +158,7 @@ def decode_file(data: bytes, model=None, layers: int | None = None, device=None)
         if not m.progressive:
             raise FormatError("truncated .lic file: data chunks are missing")
         if chunks:  # with none complete the model refuses the file below, so no warning first
-            warnings.warn(f"truncated file: decoding the {len(chunks)} complete {m.prefix_unit}", stacklevel=2)
+            warnings.warn(truncation_note(f, len(chunks), m.prefix_unit), stacklevel=2)
     if layers is not None:
         if not m.progressive:
             raise ModelError(f"model '{h.model}' is not progressive: --iterations/--layers do not apply")

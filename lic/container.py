@@ -127,6 +127,7 @@ class LicFile:
     header: Header
     chunks: list[Chunk] = field(default_factory=list)
     truncated: bool = False  # the file ended inside a chunk or before the last chunk
+    partial: bool = False  # the file ended inside a chunk (not at a chunk boundary, where a prefix ends)
     ends: list[int] = field(default_factory=list)  # file offset just after each complete chunk: the valid cuts
 
     def model_chunks(self) -> list[bytes]:
@@ -198,11 +199,11 @@ def read(buf: bytes) -> LicFile:
         try:
             n, pos = _get_varint(buf, pos + 1)
         except EOFError:
-            f.truncated = True
+            f.truncated = f.partial = True
             break
         data, crc = buf[pos:pos + n], buf[pos + n:pos + n + 4]
         if len(data) != n or len(crc) != 4:
-            f.truncated = True
+            f.truncated = f.partial = True
             break
         if _crc(buf[start:pos], data) != crc:
             raise FormatError(f"corrupt .lic file: checksum mismatch in chunk {len(f.chunks) + 1}")

@@ -16,7 +16,21 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
+#: still-image formats a folder is searched for besides the usual ones, where this Pillow reads them (not
+#: Pillow's stubs and odd formats: video, PostScript, HDF5, GRIB, metafiles)
+_MORE_EXTS = {".gif", ".apng", ".tga", ".qoi", ".jp2", ".j2k", ".jpx", ".jpf", ".j2c", ".jpc", ".pnm", ".pbm",
+              ".jfif", ".jpe", ".ico", ".dds", ".sgi", ".pcx", ".psd", ".dib", ".avif", ".avifs", ".heic", ".heif",
+              ".jxl"}
+
+
+def _readable_extensions() -> frozenset[str]:
+    """The extensions of :data:`_MORE_EXTS` that Pillow (with the plugins imported so far) has a reader for, so
+    that a folder holds the images ``lic compress`` reads one by one."""
+    Image.init()
+    return frozenset(e for e, fmt in Image.registered_extensions().items() if e in _MORE_EXTS and fmt in Image.OPEN)
+
+
+IMAGE_EXTS = _readable_extensions() | {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
 _BAD_IMAGE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)  # what Pillow raises on bad files
 
 

@@ -46,8 +46,8 @@ def write_atomic(out: Path, data: bytes | None = None, save=None) -> None:
         if save is not None:
             save(tmp)
         os.replace(tmp, out)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    except (OSError, ValueError) as exc:  # ValueError: an image writer refusing what it was given
+        raise OutputError(f"{out}: cannot write ({getattr(exc, 'strerror', None) or exc})") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -12,7 +12,10 @@ RGB, L                          as is
 RGBA, LA, PA, P with alpha      RGB / L + lossless alpha chunk
 P, CMYK, YCbCr, LAB, HSV        RGB
 1 (bilevel)                     L
-I;16*, I (16/32-bit), F         L, reduced to 8 bits (warning)
+I;16*, I (16/32-bit), F         L, reduced to 8 bits (warning; 32-bit values
+                                beyond 16 bits scaled by the bits they use)
+I;16*, I with a transparent     LA (the transparent level becomes a
+grey level                      lossless alpha plane)
 RGB / L with a transparent      RGBA / LA (the PNG/GIF ``transparency``
 colour                          entry becomes a lossless alpha plane)
 ==============================  ===========================================
@@ -101,8 +104,18 @@ def _to_8bit(im: Image.Image) -> np.ndarray:
         lo, hi = (0.0, 1.0) if float(np.nanmax(a, initial=0)) <= 1.0 else (0.0, 255.0)
         return np.clip(np.round((a - lo) / (hi - lo) * 255), 0, 255).astype(np.uint8)
     a = a.astype(np.int64)
-    maxval = 65535 if a.max(initial=0) > 255 or im.mode.startswith("I;16") else 255
+    maxval = _int_range(im.mode, a)
     return np.clip(np.round(a * (255.0 / maxval)), 0, 255).astype(np.uint8)
+
+
+def _int_range(mode: str, a: np.ndarray) -> int:
+    """The white level of integer pixels: 255 for values that fit 8 bits, 65535 for 16-bit images and values up
+    to that, else the all-ones value of the bits the largest value needs (2**18 - 1 for values up to 245,000):
+    pixels are scaled, never clipped."""
+    top = int(a.max(initial=0))
+    if top <= 255 and not mode.startswith("I;16"):
+        return 255
+    return max(65535, (1 << top.bit_length()) - 1)
 
 
 def prepare(im: Image.Image) -> Prepared:
@@ -133,9 +146,18 @@ def prepare(im: Image.Image) -> Prepared:
         g = np.asarray(im.convert("L"), dtype=np.uint8)
         p = Prepared(np.repeat(g[..., None], 3, axis=2), "L", None)
     elif mode.startswith("I") or mode == "F":
-        warnings.warn(f"{mode} image ({'16' if ';16' in mode else '32'}-bit) reduced to 8 bits", stacklevel=2)
+        scale = ""
+        if mode == "I":
+            white = _int_range(mode, np.asarray(im))
+            scale = f", 0..{white:,} scaled to 0..255" if white > 65535 else ""
+        warnings.warn(f"{mode} image ({'16' if ';16' in mode else '32'}-bit) reduced to 8 bits{scale}", stacklevel=2)
         g = _to_8bit(im)
-        p = Prepared(np.repeat(g[..., None], 3, axis=2), "L", None)
+        trns = im.info.get("transparency")
+        if isinstance(trns, int) and not isinstance(trns, bool) and mode != "F":  # a transparent grey level
+            alpha = np.where(np.asarray(im) == trns, 0, 255).astype(np.uint8)
+            p = Prepared(np.repeat(g[..., None], 3, axis=2), "LA", alpha)
+        else:
+            p = Prepared(np.repeat(g[..., None], 3, axis=2), "L", None)
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         p = Prepared(np.asarray(im.convert("RGB"), dtype=np.uint8), "RGB", None)
     else:

@@ -158,6 +158,22 @@ def test_folder_mode_reports_each_failure_and_goes_on(tmp_path, photos, capsys):
     assert "no .lic files found" in capsys.readouterr().err
     assert main(["decompress", str(tmp_path / "out"), "-o", "-"]) != 0
     assert "a folder input needs -o OUTPUT_FOLDER" in capsys.readouterr().err
+    # x.lic and x.LIC would both be x.png: the second is refused, not written over the first
+    (tmp_path / "out" / "A.LIC").write_bytes((tmp_path / "out" / "b.lic").read_bytes())
+    (tmp_path / "out" / "c.lic").unlink()
+    (tmp_path / "out" / "a.lic").rename(tmp_path / "out" / "A.lic")
+    assert main(["decompress", str(tmp_path / "out"), "-o", str(tmp_path / "back2"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "its output" in err[0] and "(rename one of them)" in err[0]
+    assert sorted(p.name for p in (tmp_path / "back2").iterdir()) == ["A.png", "b.png"]
+    # a run where every file fails leaves no folder behind, however deep -o was
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_text("not an image")
+    (bad / "y.gif").write_text("not an image either")  # GIFs are searched for too
+    assert main(["compress", str(bad), "-o", str(tmp_path / "deep" / "er"), "--quiet"]) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2
+    assert not (tmp_path / "deep").exists()
 
 
 def test_existing_output_needs_force_and_input_is_never_overwritten(tmp_path, photo_file):
@@ -233,7 +249,7 @@ def lic_file(tmp_path, photo_file):
 
 
 @pytest.mark.parametrize("case", ["truncated", "corrupted", "not_lic", "empty", "other_weights", "bad_ext",
-                                  "exists", "alpha_to_jpeg"])
+                                  "exists", "alpha_to_jpeg", "alpha_to_gif", "gray_alpha_to_pcx", "size_to_icns"])
 def test_bad_decompress_input(tmp_path, lic_file, tiny_weights, photo_file, case):
     data = lic_file.read_bytes()
     src = tmp_path / "in.lic"
@@ -268,6 +284,13 @@ def test_bad_decompress_input(tmp_path, lic_file, tiny_weights, photo_file, case
         src.write_bytes(codec.encode(Image.open(photo_file).convert("RGBA"), model=tiny_weights, quality=1).data)
         extra = ["--model", str(tiny_weights)]
         out = tmp_path / "out.jpg"
+    elif case in ("alpha_to_gif", "gray_alpha_to_pcx", "size_to_icns"):  # formats that would lose something
+        from lic import codec
+
+        mode, out = {"alpha_to_gif": ("RGBA", tmp_path / "out.gif"), "gray_alpha_to_pcx": ("LA", tmp_path / "o.pcx"),
+                     "size_to_icns": ("RGB", tmp_path / "out.icns")}[case]
+        src.write_bytes(codec.encode(Image.open(photo_file).convert(mode), model=tiny_weights, quality=1).data)
+        extra = ["--model", str(tiny_weights)]
     before = listing(tmp_path)
     rc, _, err = run("decompress", src, "-o", out, *extra)
     one_line_error(rc, err)
@@ -280,6 +303,12 @@ def test_bad_decompress_input(tmp_path, lic_file, tiny_weights, photo_file, case
         assert "checksum" in err or "corrupt" in err
     if case == "alpha_to_jpeg":
         assert "JPEG has no alpha channel" in err
+    if case == "alpha_to_gif":
+        assert "GIF does not keep this RGBA image's alpha plane" in err
+    if case == "gray_alpha_to_pcx":
+        assert "cannot write LA images as PCX" in err
+    if case == "size_to_icns":
+        assert "ICNS does not keep the image's size" in err
 
 
 def test_eval_writes_csv_and_json(tmp_path, photos):

@@ -85,8 +85,14 @@ def test_cut_inside_a_chunk_warns_and_decodes_the_complete_ones(rnn, image):
     ends = boundaries(data)
     full3 = np.asarray(codec.decode(data, model=rnn, layers=3))
     for cut in (ends[2] + 1, ends[2] + 3, ends[3] - 5, ends[3] - 1):
-        with pytest.warns(UserWarning, match="truncated file: decoding the 3 complete iterations"):
+        with pytest.warns(UserWarning, match=r"truncated file: decoding the 3 complete iterations \(it ends inside "
+                                             r"iteration 4\)"):
             assert np.array_equal(np.asarray(codec.decode(data[:cut], model=rnn)), full3)
+    # a cut at a chunk boundary says so (a prefix, not a file cut mid-way), in the singular for one
+    with pytest.warns(UserWarning, match="truncated file: it ends after 1 of 5 iterations, at a chunk boundary"):
+        codec.decode(data[:ends[0]], model=rnn)
+    with pytest.warns(UserWarning, match=r"decoding the 1 complete iteration \(it ends inside iteration 2\)"):
+        codec.decode(data[:ends[0] + 2], model=rnn)
     # not even the first iteration: refused, with no "decoding the 0 complete" warning first
     with warnings.catch_warnings():
         warnings.simplefilter("error")

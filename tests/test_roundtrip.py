@@ -108,6 +108,41 @@ def test_16bit_png_file_is_reduced_with_warning(tiny, tmp_path):
     assert dec.mode == "L" and dec.size == (80, 64)
 
 
+def test_16bit_grey_with_a_transparent_level_keeps_it_as_alpha(tiny, tmp_path):
+    """A 16-bit grey PNG with a tRNS level: LA, with the pixels of that level exactly transparent."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = 12, 10
+    g = ((np.arange(h * w).reshape(h, w) % 7) * 9000).astype(">u2")
+    raw = b"".join(b"\0" + g[i].tobytes() for i in range(h))
+    p = tmp_path / "g16t.png"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0))
+                  + chunk(b"tRNS", struct.pack(">H", 18000)) + chunk(b"IDAT", zlib.compress(raw))
+                  + chunk(b"IEND", b""))
+    from lic.imageio import read_image
+
+    with pytest.warns(UserWarning, match="8 bits"):
+        enc, dec = encode_decode(read_image(p), tiny, 1)
+    assert dec.mode == "LA" and dec.size == (w, h)
+    assert np.array_equal(np.asarray(dec)[..., 1], np.where(g == 18000, 0, 255))
+
+
+def test_32bit_values_beyond_16_bits_are_scaled_not_clipped(tiny):
+    a = (np.arange(40 * 48).reshape(40, 48) * 127 % 245001).astype(np.int32)  # 0..245,000: 18 bits
+    with pytest.warns(UserWarning, match="0..262,143 scaled to 0..255"):
+        enc, dec = encode_decode(Image.fromarray(a, "I"), tiny, 3)
+    from lic.imageio import prepare
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        coded = prepare(Image.fromarray(a, "I")).rgb[..., 0]
+    assert np.array_equal(coded, np.round(a * (255 / 262143)).astype(np.uint8))  # 245,000 -> 238: scaled, not clipped
+
+
 def test_exif_orientation_is_applied(tiny, tmp_path, photos):
     img = photos["chelsea"]
     exif = Image.Exif()
