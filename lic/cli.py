@@ -303,16 +303,19 @@ def _check_format_keeps(out: Path, fmt: str, mode: str) -> None:
     if mode in ("LA", "RGBA"):
         a[..., -1] = [[255, 0, 128], [255, 64, 200]]
     probe = Image.fromarray(a[..., 0] if bands == 1 else a, mode)
+    buf = io.BytesIO()
     try:
-        buf = io.BytesIO()
         probe.save(buf, format=fmt)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's writers refuse modes in these ways
+        raise OutputError(f"{out}: cannot write {mode} images as {fmt} ({exc}); write .png") from None
+    try:
         buf.seek(0)
         with Image.open(buf) as back:
             back.load()
             size, has_alpha = back.size, "A" in back.getbands()
             alpha = np.asarray(back.getchannel("A")) if has_alpha else None
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # Pillow's writers refuse modes in these ways
-        raise OutputError(f"{out}: cannot write {mode} images as {fmt} ({exc}); write .png") from None
+    except (OSError, ValueError, KeyError, TypeError):  # a format Pillow writes but cannot read (PDF): unchecked
+        return
     if size != probe.size:
         raise OutputError(f"{out}: {fmt} does not keep the image's size; write .png")
     if mode in ("LA", "RGBA") and (alpha is None or not np.array_equal(alpha, a[..., -1])):

@@ -428,3 +428,11 @@ def test_demo_runs_with_a_weights_file_and_refuses_bad_options_before_writing(tm
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err.strip() == f"lic: error: {message}"
     assert not (tmp_path / "d0").exists() and not (tmp_path / "d9").exists()
+
+
+def test_decompress_writes_formats_pillow_only_writes(tmp_path, lic_file, capsys):
+    """The format check writes a probe and reads it back; a format Pillow cannot read back (PDF) is written
+    unchecked rather than refused."""
+    out = tmp_path / "out.pdf"
+    assert main(["decompress", str(lic_file), "-o", str(out), "--quiet"]) == 0
+    assert out.read_bytes().startswith(b"%PDF")
