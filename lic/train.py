@@ -127,8 +127,6 @@ def _initial_model(args):
     the loss (``--config '{"loss": "mix"}'`` after an MSE warm-up; λ then follow the new loss unless
     --config gives them too)."""
     exact = bool(args.resume) and str(args.resume).endswith(".pt")
-    if args.resume and args.model:
-        _model_arg_known(args.model)
     if args.resume and (args.lambdas or args.channels or (exact and args.config)):
         warnings.warn(f"{'--config/' if exact else ''}--lambda/--channels ignored: --resume continues with the "
                       "model configuration stored in its checkpoint or weights", stacklevel=2)

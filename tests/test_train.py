@@ -183,24 +183,9 @@ def test_a_folder_whose_images_all_fail_to_decode_is_refused_before_the_run_star
     assert not out.exists()
 
 
-def test_an_exact_resume_counts_steps_in_total_and_refuses_a_spent_budget(tmp_path, data_dir, capsys):
-    out = tmp_path / "run"
-    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "2", *ARGS]) == 0
-    before = (out / "ckpt.pt").read_bytes()
-    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "2", "--resume",
-                 str(out / "ckpt.pt"), *ARGS]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"lic: error: {out / 'ckpt.pt'} is at step 2 already: on an exact resume --steps and --minutes are the "
-        "run's totals; give a larger budget")
-    assert (out / "ckpt.pt").read_bytes() == before
-    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "3", "--resume",
-                 str(out / "ckpt.pt"), *ARGS]) == 0
-    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 3
-
-
 def test_an_earlier_run_is_continued_or_replaced_only_on_request(tmp_path, data_dir, capsys):
     """An --out that holds a run: a new run there is refused (its weights are kept) unless it resumes that run's
-    checkpoint or --force starts over; a refused option (here another model's --mixed-quantization) leaves no
+    checkpoint (with a budget left) or --force starts over; a refused option (here another model's --mixed-quantization) leaves no
     folder behind."""
     out = tmp_path / "run"
     assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "1", *ARGS]) == 0
@@ -210,6 +195,13 @@ def test_an_earlier_run_is_continued_or_replaced_only_on_request(tmp_path, data_
     assert capsys.readouterr().err.strip() == (f"lic: error: {out} already holds a run (ckpt.pt, model.safetensors): "
                                                f"--resume {out / 'ckpt.pt'} continues it, --force starts over there, "
                                                "or give another --out")
+    assert (out / "ckpt.pt").read_bytes() == before
+    # --steps on an exact resume is the run's total: a checkpoint that has spent it is refused, not run a step on
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "1", "--resume",
+                 str(out / "ckpt.pt"), *ARGS]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"lic: error: {out / 'ckpt.pt'} is at step 1 already: on an exact resume --steps and --minutes are the "
+        "run's totals; give a larger budget")
     assert (out / "ckpt.pt").read_bytes() == before
     assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "2", "--resume",
                  str(out / "ckpt.pt"), *ARGS]) == 0
