@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
 
-from .errors import InputError, LicError, OutputError
+from .errors import InputError, Interrupted, LicError, OutputError
 from .files import write_atomic
 
 PROG = "lic"
@@ -67,6 +68,12 @@ def _write_stdout(data: bytes) -> None:
     """Written only once the whole output exists, so that an error never leaves half of it in a pipe."""
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+def _safe_name(name: str) -> str:
+    """A name (a folder's, a model's: both come from outside) as one path component: no separators, no leading
+    dot, nothing but letters, digits and ``-_.+``."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", name).lstrip(".") or "unnamed"
 
 
 def _makedirs(folder: Path, made: list[Path]) -> None:
@@ -258,7 +265,9 @@ def _decompress_folder(args, src: Path) -> int:
 
     from . import codec
 
-    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() == ".lic")
+    from .data import walk_files
+
+    files = walk_files(src, {".lic"})
     if not files:
         raise InputError(f"{src}: no .lic files found in this folder")
     from . import zoo
@@ -433,13 +442,15 @@ def cmd_eval(args) -> int:
         what = "is a file; lic eval takes a folder of images" if Path(args.dir).exists() else "no such folder"
         raise InputError(f"{args.dir}: {what}")
     model = _load(args.model, args.device)
-    out = Path(args.out) if args.out else Path("results") / f"eval-{Path(args.dir).name}-{getattr(model, 'lic_name', 'model')}"
+    out = Path(args.out) if args.out else Path("results") / _safe_name(f"eval-{Path(args.dir).resolve().name}-"
+                                                                       f"{getattr(model, 'lic_name', 'model')}")
     summary = evaluate(model, args.dir, out, qualities=args.qualities, max_images=args.limit, progress=not args.quiet,
                        refine=args.refine)
     print(f"{'q':>3} {'bpp':>8} {'PSNR':>8} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
     for q, v in summary["qualities"].items():
         ms = "n/a" if v["ms_ssim"] is None else f"{v['ms_ssim']:.4f}"
-        print(f"{q:>3} {v['bpp']:8.4f} {v['psnr']:8.2f} {ms:>8} {v['encode_s']:7.3f} {v['decode_s']:7.3f}")
+        psnr = f"{v['psnr']:8.2f}" if v["psnr"] is not None else f"{'inf':>8}"  # None: every image lossless
+        print(f"{q:>3} {v['bpp']:8.4f} {psnr} {ms:>8} {v['encode_s']:7.3f} {v['decode_s']:7.3f}")
     skipped = f", {len(summary['skipped'])} unreadable skipped" if summary["skipped"] else ""
     print(f"written: {out / 'per_image.csv'}, {out / 'summary.json'} ({summary['images']} images{skipped})")
     return 0
@@ -570,7 +581,8 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except LicError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        kind = "" if isinstance(exc, Interrupted) else "error: "  # a run stopped on request, and saved
+        print(f"{PROG}: {kind}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ photo among thousands does not stop a run."""
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from pathlib import Path
@@ -34,9 +35,31 @@ IMAGE_EXTS = _readable_extensions() | {".png", ".jpg", ".jpeg", ".webp", ".bmp",
 _BAD_IMAGE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)  # what Pillow raises on bad files
 
 
+def walk_files(folder: str | Path, suffixes) -> list[Path]:
+    """The files under ``folder`` whose lower-cased suffix is in ``suffixes``, sorted, searched recursively.
+    Symbolic links to folders are followed (a folder of links to data sets is a common layout), each real folder
+    once, so a link loop ends."""
+    seen, found = set(), []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []  # a loop, or a folder reached twice: its files are listed already
+            continue
+        seen.add(real)
+        found += [Path(root, f) for f in files if Path(f).suffix.lower() in suffixes and os.path.isfile(Path(root, f))]
+    return sorted(found)
+
+
 def list_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    return walk_files(folder, IMAGE_EXTS)
+
+
+def display_name(path: Path, folder: str | Path | None = None) -> str:
+    """How results name an image: its path relative to the folder searched (two ``x.png`` in different
+    sub-folders stay apart), with bytes that are not UTF-8 written as ``\\xNN`` so that CSV and JSON files
+    can hold the name."""
+    rel = path.relative_to(folder) if folder is not None else path
+    return rel.as_posix().encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def readable_images(folder: str | Path) -> list[Path]:
@@ -82,18 +105,27 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
+    #: undecodable images named one by one in each worker; those after are skipped without a warning each
+    NAMED_FAILURES = 3
+
     def __getitem__(self, i: int) -> torch.Tensor:
         path = self.files[i % len(self.files)]
-        for _ in range(100):
+        while True:
             if path not in self._failed:
                 try:
                     return self._crop(path)
                 except _BAD_IMAGE as exc:
                     self._failed.add(path)
-                    warnings.warn(f"training image {path} cannot be decoded ({exc.__class__.__name__}); "
-                                  "using others", stacklevel=2)
+                    if len(self._failed) <= self.NAMED_FAILURES:
+                        more = ("; further ones are skipped without a warning each"
+                                if len(self._failed) == self.NAMED_FAILURES else "")
+                        warnings.warn(f"training image {path} cannot be decoded ({exc.__class__.__name__}); using "
+                                      f"others{more}", stacklevel=2)
+            if len(self._failed) >= len(self.files):
+                raise self._none_decodes()
             path = random.choice(self.files)
-        raise self._none_decodes()
+            if path in self._failed and len(self._failed) > len(self.files) // 2:  # mostly broken: pick among the rest
+                path = random.choice([p for p in self.files if p not in self._failed])
 
     def _none_decodes(self):
         from .errors import InputError
@@ -119,15 +151,20 @@ class CropDataset(Dataset):
             self._failed.clear()  # each worker warns about the files it meets
 
     def _crop(self, path: Path) -> torch.Tensor:
-        with Image.open(path) as src:
+        from PIL import ImageOps
+
+        with Image.open(path) as src, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 16-bit and float images reduced to 8 bits: expected in training data
             src.load()
-            im = src if src.mode == "RGB" else Image.fromarray(_rgb(src))
+            im = ImageOps.exif_transpose(src)  # the photo as it is shown, as lic compress and lic eval read it
+            im = im if im.mode == "RGB" else Image.fromarray(_rgb(im))
             w, h = im.size
             c = self.crop
-            if min(w, h) < c:  # upscale tiny images so that a crop fits
-                s = c / min(w, h)
-                im = im.resize((max(c, round(w * s)), max(c, round(h * s))), Image.BICUBIC)
-                w, h = im.size
+            if min(w, h) < c:  # a small image: a square of its short side, upscaled to the crop (only that square)
+                m = min(w, h)
+                x0, y0 = random.randint(0, w - m), random.randint(0, h - m)
+                im = im.crop((x0, y0, x0 + m, y0 + m)).resize((c, c), Image.BICUBIC)
+                w, h = c, c
             x0, y0 = random.randint(0, w - c), random.randint(0, h - c)
             a = np.asarray(im.crop((x0, y0, x0 + c, y0 + c)), dtype=np.uint8)
         if random.random() < 0.5:

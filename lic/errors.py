@@ -21,3 +21,13 @@ class ModelError(LicError):
 
 class OutputError(LicError):
     """The output cannot be written (exists without --force, unwritable, would overwrite input)."""
+
+
+class TrainingError(LicError):
+    """A training run cannot go on (its loss diverged)."""
+
+
+class Interrupted(LicError):
+    """The user stopped a run (Ctrl-C) and what it had done was saved; the exit status a shell gives SIGINT."""
+
+    exit_code = 130

@@ -9,6 +9,7 @@ MS-SSIM, encode/decode seconds, and the ideal size under the coding tables
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from . import codec, metrics
-from .data import list_images
+from .data import display_name, list_images
 from .errors import InputError, OutputError
+from .files import check_creatable_folder, write_atomic
 from .imageio import read_image
 
 FIELDS = ["image", "width", "height", "quality", "bytes", "bpp", "psnr", "ms_ssim", "ms_ssim_db",
@@ -27,9 +29,15 @@ FIELDS = ["image", "width", "height", "quality", "bytes", "bpp", "psnr", "ms_ssi
 
 
 def _mean(values: list[float]) -> float | None:
-    """Mean over the values that are defined (MS-SSIM is not for small images); None if there are none."""
-    kept = [v for v in values if not math.isnan(v)]
+    """Mean over the values that are defined and finite (MS-SSIM is not for small images; the PSNR of an image
+    decoded without loss is infinite); None if there are none."""
+    kept = [v for v in values if math.isfinite(v)]
     return float(np.mean(kept)) if kept else None
+
+
+def _json_value(v):
+    """Strict JSON has no NaN or Infinity: such values are written as null."""
+    return v if not isinstance(v, float) or math.isfinite(v) else None
 
 
 def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=True, refine: int = 0) -> dict:
@@ -42,6 +50,8 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
         raise InputError(f"--limit takes a number of images >= 1, got {max_images}")
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise OutputError(f"--out must be a folder: {out} is a file")
+    if out is not None:
+        check_creatable_folder(Path(out), "--out")  # before the evaluation, not after it
     if max_images:
         files = files[:max_images]
     qualities = list(dict.fromkeys(qualities or model.qualities))  # each once, in the order given
@@ -56,7 +66,7 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
                 img = read_image(path)
             except InputError as exc:  # one broken file does not end an evaluation; it is named and counted
                 warnings.warn(f"skipped: {exc}", stacklevel=2)
-                skipped.append(path.name)
+                skipped.append(display_name(path, folder))
                 bar.update(len(qualities))
                 continue
             ref = codec.reference_rgb(img)
@@ -69,7 +79,7 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
                 rgb = np.asarray(dec.convert("RGB"))
                 h, w = ref.shape[:2]
                 ms = metrics.ms_ssim(ref, rgb)
-                rows.append({"image": path.name, "width": w, "height": h, "quality": q, "bytes": len(enc.data),
+                rows.append({"image": display_name(path, folder), "width": w, "height": h, "quality": q, "bytes": len(enc.data),
                              "bpp": 8 * len(enc.data) / (w * h), "psnr": metrics.psnr(ref, rgb), "ms_ssim": ms,
                              "ms_ssim_db": metrics.ms_ssim_db(ms) if not math.isnan(ms) else math.nan,
                              "table_bytes": (enc.table_bits or 0) / 8, "encode_s": t1 - t0, "decode_s": t2 - t1})
@@ -82,6 +92,12 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
         sel = [r for r in rows if r["quality"] == q]
         summary["qualities"][str(q)] = {k: _mean([r[k] for r in sel]) for k in FIELDS[4:]}
         summary["qualities"][str(q)]["ms_ssim_images"] = sum(not math.isnan(r["ms_ssim"]) for r in sel)
+        lossless = sum(math.isinf(r["psnr"]) for r in sel)
+        if lossless:  # identical pixels: PSNR is infinite, and the mean PSNR is over the other images
+            summary["qualities"][str(q)]["lossless_images"] = lossless
+    if any(math.isinf(r["psnr"]) for r in rows):
+        warnings.warn("some images decode without loss (infinite PSNR): the mean PSNR leaves them out "
+                      "(summary.json: lossless_images)", stacklevel=2)
     small = sum(math.isnan(r["ms_ssim"]) for r in rows if r["quality"] == qualities[0])
     if small:
         warnings.warn(f"MS-SSIM needs images of at least {metrics.MS_SSIM_MIN_SIDE} px on the short side: not measured "
@@ -89,10 +105,16 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
                       stacklevel=2)
     if out is not None:
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "per_image.csv", "w", newline="") as f:
-            wr = csv.DictWriter(f, fieldnames=FIELDS)
-            wr.writeheader()
-            wr.writerows(rows)
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"--out {out}: cannot create folder ({exc.strerror or exc})") from None
+        table = io.StringIO(newline="")
+        wr = csv.DictWriter(table, fieldnames=FIELDS)
+        wr.writeheader()
+        wr.writerows(rows)
+        write_atomic(out / "per_image.csv", table.getvalue().encode("utf-8"))
+        strict = {**summary, "qualities": {q: {k: _json_value(v) for k, v in m.items()}
+                                           for q, m in summary["qualities"].items()}}
+        write_atomic(out / "summary.json", json.dumps(strict, indent=1, allow_nan=False).encode("utf-8"))
     return summary

@@ -51,3 +51,31 @@ def write_atomic(out: Path, data: bytes | None = None, save=None) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_creatable_folder(folder: Path, what: str = "") -> None:
+    """Refuse, before any work, an output folder that cannot be made or written: one of its parents is a file,
+    or the nearest existing folder is not writable.  ``what`` names the option in the message (``--out``)."""
+    folder = Path(folder)
+    label = f"{what} {folder}" if what else str(folder)
+    if folder.exists():
+        if not folder.is_dir():
+            raise OutputError(f"{label}: exists and is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"{label}: cannot write into this folder (permission denied)")
+        return
+    missing, p = [], folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    if not p.is_dir():
+        raise OutputError(f"{label}: cannot create folder ({p} is a file)")
+    try:  # made and removed again: the work it is for comes first, and may fail
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError(f"{label}: cannot create folder ({exc.strerror or exc})") from None
+    for d in missing:  # the deepest first
+        try:
+            d.rmdir()
+        except OSError:
+            pass

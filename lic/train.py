@@ -39,12 +39,16 @@ is made.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import os
 import pickle
 import random
+import signal
+import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -56,11 +60,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from . import metrics, zoo
 from .data import CropDataset
-from .errors import InputError, LicError, ModelError
+from .errors import InputError, Interrupted, LicError, ModelError, OutputError, TrainingError
 from .layers import GDN
 from .layers.integer import keep_storable_
-from .models import build
-from .train_options import MIN_CROP, add_arguments, check_arguments  # noqa: F401  (lic.train's public names)
+from .models import build, check_config
+from .train_options import MIN_CROP, add_arguments, check_arguments, is_checkpoint  # noqa: F401  (public names)
 
 
 def _dist_setup():
@@ -87,6 +91,7 @@ def _config_arg(args) -> dict:
 
 def _build(cfg: dict):
     try:
+        check_config(cfg)
         return build(cfg)
     except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: e.g. a negative width
         raise InputError(f"bad model configuration: {exc}") from None
@@ -126,7 +131,7 @@ def _initial_model(args):
     configuration updated by --config, so a run can change what does not change the tensors' shapes, e.g.
     the loss (``--config '{"loss": "mix"}'`` after an MSE warm-up; λ then follow the new loss unless
     --config gives them too)."""
-    exact = bool(args.resume) and str(args.resume).endswith(".pt")
+    exact = bool(args.resume) and is_checkpoint(args.resume)
     if args.resume and (args.lambdas or args.channels or (exact and args.config)):
         warnings.warn(f"{'--config/' if exact else ''}--lambda/--channels ignored: --resume continues with the "
                       "model configuration stored in its checkpoint or weights", stacklevel=2)
@@ -138,7 +143,8 @@ def _initial_model(args):
             if ckpt.get("name"):
                 model.lic_name = ckpt["name"]  # the run goes on exporting under its name
             config = ckpt["config"]
-        except (LicError, OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+        except (LicError, OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError,
+                pickle.UnpicklingError) as exc:
             raise InputError(f"{args.resume}: not a lic training checkpoint ({exc.__class__.__name__})") from None
         _check_model_arg(args, config)
         return model, ckpt
@@ -207,6 +213,57 @@ def _freeze_all_but(model, parts: tuple[str, ...], option: str) -> None:
         p.requires_grad_(name.startswith(parts))
 
 
+class _StopOnInterrupt:
+    """Ctrl-C during training stops the run after the step under way, saves a checkpoint and the weights, and
+    says how to continue (:class:`~lic.errors.Interrupted`); a second Ctrl-C stops at once.  Only in the main
+    thread of a single process (torchrun's ranks keep the default, so that every rank stops together)."""
+
+    requested = False
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nlic: stopping after this step to save a checkpoint (Ctrl-C again stops at once)", file=sys.stderr)
+
+    def __enter__(self):
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _ignore_interrupts(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which finishes its step and saves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _batches(loader):
+    """The loader's batches; a lic error raised in a DataLoader worker (which torch re-raises with the
+    worker's traceback in its message) comes out as its own one-line message."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except LicError as exc:
+            last = str(exc).strip().splitlines()[-1]
+            raise type(exc)(last.split(f"{type(exc).__name__}: ", 1)[-1]) from None
+        yield batch
+
+
+def _diverged(step: int, out: Path) -> TrainingError:
+    kept = f"; {out / 'ckpt.pt'} keeps the last checkpoint" if (out / "ckpt.pt").exists() else ""
+    return TrainingError(f"training diverged at step {step} (the loss is not finite): lower --lr or λ and train "
+                         f"again{kept}")
+
+
 def bpp_of(likelihoods: dict, num_pixels: int) -> torch.Tensor:
     return sum(torch.log2(l.float()).sum() for l in likelihoods.values()) / (-num_pixels)
 
@@ -264,7 +321,7 @@ def train(args) -> dict:
     sampler = DistributedSampler(data, world, rank, shuffle=True, seed=args.seed) if world > 1 else None
     loader = DataLoader(data, batch_size=args.batch, shuffle=sampler is None, sampler=sampler,
                         num_workers=args.workers, pin_memory=dev.type == "cuda", drop_last=True,
-                        persistent_workers=args.workers > 0)
+                        persistent_workers=args.workers > 0, worker_init_fn=_ignore_interrupts)
     budget = args.minutes * 60.0 if args.minutes else math.inf
     max_steps = args.steps or math.inf
     if step >= max_steps or used >= budget:  # an exact resume whose checkpoint has spent this budget already
@@ -274,7 +331,12 @@ def train(args) -> dict:
     lambdas = getattr(model, "lambdas", None)
     custom_loss = getattr(model, "training_loss", None)  # models other than the hyperprior bring their loss
     out = Path(args.out)  # made only now: a run refused above leaves nothing behind
-    out.mkdir(parents=True, exist_ok=True)
+    made = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot create folder ({exc.strerror or exc})") from None
+    had_log = (out / "log.jsonl").exists()
     log = open(out / "log.jsonl", "w" if getattr(args, "force", False) else "a") if rank == 0 else None
     bar = None
     if rank == 0:
@@ -315,58 +377,83 @@ def train(args) -> dict:
     last_ckpt = time.monotonic()
     run = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
     done = False
-    while not done:
-        for batch in loader:
-            frac = progress()
-            lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 if frac >= 0.85 else 1.0)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            rng = random.Random(args.seed * 1000003 + step)  # same q on every rank
-            q = model.training_quality(rng) if custom_loss else rng.randint(1, len(lambdas))
-            x = batch.to(dev, non_blocking=True).float().div_(255.0)
-            if dev.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" and args.bf16):
-                res = ddp(x, q)
-            if custom_loss:
-                loss, bpp, mse = custom_loss(x, res, q)
-            else:
-                mse = F.mse_loss(res["x_hat"].float(), x)
-                bpp = bpp_of(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
-                loss = lambdas[q - 1] * 255 ** 2 * mse + bpp
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"non-finite loss at step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-            opt.step()
-            keep_storable_(storable)  # the coder's integer copies must be able to hold these weights
-            step += 1
-            used = time.monotonic() - t_start
-            run["loss"] += loss.item(); run["bpp"] += bpp.item(); run["mse"] += mse.item(); run["n"] += 1
-            if bar is not None:
-                bar.update(1)
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{run['loss'] / run['n']:.3f}", bpp=f"{run['bpp'] / run['n']:.3f}",
-                                    min=f"{used / 60:.1f}")
-            if step % args.log_every == 0 and log is not None:
-                n = max(run["n"], 1)
-                psnr = -10 * math.log10(max(run["mse"] / n, 1e-12))
-                entry = {"step": step, "minutes": round(used / 60, 2), "lr": lr, "loss": run["loss"] / n,
-                         "bpp": run["bpp"] / n, "psnr": psnr}
-                x_hat = res.get("x_hat") if isinstance(res, dict) else None
-                if torch.is_tensor(x_hat) and x_hat.shape == x.shape and x.shape[1] == 3:
-                    # colour kept on this step's batch (1 all, 0 grey): perceptual losses can trade colour for rate
-                    entry["chroma"] = round(metrics.chroma_ratio_batch(x, x_hat), 4)
-                log.write(json.dumps(entry) + "\n")
-                log.flush()
-                run = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
-            if time.monotonic() - last_ckpt >= args.ckpt_minutes * 60:
-                save()
-                last_ckpt = time.monotonic()
-            if used >= budget or step >= max_steps:
-                done = True
-                break
+    stop = _StopOnInterrupt() if world == 1 else contextlib.nullcontext()  # torchrun: Ctrl-C ends every rank
+    try:
+        with stop:
+            while not done:
+                for batch in _batches(loader):
+                    frac = progress()
+                    lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 if frac >= 0.85 else 1.0)
+                    for g in opt.param_groups:
+                        g["lr"] = lr
+                    rng = random.Random(args.seed * 1000003 + step)  # same q on every rank
+                    q = model.training_quality(rng) if custom_loss else rng.randint(1, len(lambdas))
+                    x = batch.to(dev, non_blocking=True).float().div_(255.0)
+                    if dev.type == "cuda":
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" and args.bf16):
+                        res = ddp(x, q)
+                    if custom_loss:
+                        loss, bpp, mse = custom_loss(x, res, q)
+                    else:
+                        mse = F.mse_loss(res["x_hat"].float(), x)
+                        bpp = bpp_of(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
+                        loss = lambdas[q - 1] * 255 ** 2 * mse + bpp
+                    if not torch.isfinite(loss):
+                        raise _diverged(step + 1, out)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+                    opt.step()
+                    keep_storable_(storable)  # the coder's integer copies must be able to hold these weights
+                    step += 1
+                    used = time.monotonic() - t_start
+                    run["loss"] += loss.item(); run["bpp"] += bpp.item(); run["mse"] += mse.item(); run["n"] += 1
+                    if bar is not None:
+                        bar.update(1)
+                        if step % 10 == 0:
+                            bar.set_postfix(loss=f"{run['loss'] / run['n']:.3f}", bpp=f"{run['bpp'] / run['n']:.3f}",
+                                            min=f"{used / 60:.1f}")
+                    if step % args.log_every == 0 and log is not None:
+                        n = max(run["n"], 1)
+                        psnr = -10 * math.log10(max(run["mse"] / n, 1e-12))
+                        entry = {"step": step, "minutes": round(used / 60, 2), "lr": lr, "loss": run["loss"] / n,
+                                 "bpp": run["bpp"] / n, "psnr": psnr}
+                        x_hat = res.get("x_hat") if isinstance(res, dict) else None
+                        if torch.is_tensor(x_hat) and x_hat.shape == x.shape and x.shape[1] == 3:
+                            # colour kept on this step's batch (1 all, 0 grey): perceptual losses trade colour for rate
+                            entry["chroma"] = round(metrics.chroma_ratio_batch(x, x_hat), 4)
+                        log.write(json.dumps(entry) + "\n")
+                        log.flush()
+                        run = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
+                    if time.monotonic() - last_ckpt >= args.ckpt_minutes * 60:
+                        save()
+                        last_ckpt = time.monotonic()
+                    if used >= budget or step >= max_steps or getattr(stop, "requested", False):
+                        done = True
+                        break
+    except BaseException:
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close()
+        if rank == 0 and not (out / "ckpt.pt").exists():  # failed before its first checkpoint: nothing to keep
+            if not had_log:
+                (out / "log.jsonl").unlink(missing_ok=True)
+            for d in made:
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+        raise
+    if getattr(stop, "requested", False):
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close()
+        save()
+        raise Interrupted(f"interrupted at step {step}: saved {out / 'ckpt.pt'} and {out / 'model.safetensors'}; "
+                          f"--resume {out / 'ckpt.pt'} continues the run")
     if bar is not None:
         bar.close()
     if log is not None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 from . import DEFAULT_MODEL
 from .errors import InputError, OutputError
+from .files import check_creatable_folder
 
 MIN_CROP = 16  # pixels: smaller training crops are padded to the models' 16-pixel grid anyway
 
@@ -55,6 +57,11 @@ def add_arguments(p) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def is_checkpoint(path) -> bool:
+    """A training checkpoint (``.pt``, any case), resumed exactly; anything else given to --resume is weights."""
+    return str(path).lower().endswith(".pt")
+
+
 def check_arguments(args) -> None:
     """What a user can get wrong on the command line, checked before a folder is made or a model built."""
     if not Path(args.data).is_dir():
@@ -80,21 +87,32 @@ def check_arguments(args) -> None:
     if args.eval_dir and not Path(args.eval_dir).is_dir():
         raise InputError(f"--eval-dir: no such folder: {args.eval_dir}")
     if args.eval_dir:
-        from .data import list_images
+        from .data import readable_images
 
-        if not list_images(args.eval_dir):  # refused now, not after the whole training budget
-            raise InputError(f"--eval-dir: no images found in {args.eval_dir}")
+        try:  # refused now, not after the whole training budget
+            readable_images(args.eval_dir)
+        except InputError as exc:
+            raise InputError(f"--eval-dir: {exc}") from None
+    if args.eval_images is not None and not args.eval_dir:
+        raise InputError("--eval-images limits --eval-dir: give --eval-dir FOLDER too")
+    if args.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", args.name):
+        raise InputError(f"--name takes a plain model name (letters, digits, '-', '_', '.', '+'), got {args.name!r}")
     if args.device:
         from .zoo import check_device
 
         check_device(args.device)
-    if args.resume and str(args.resume).endswith(".pt") and not Path(args.resume).is_file():
+    if args.resume and is_checkpoint(args.resume) and not Path(args.resume).is_file():
         raise InputError(f"checkpoint not found: {args.resume}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out must be a folder: {args.out} is a file")
+    check_creatable_folder(out, "--out")
     held = [n for n in ("ckpt.pt", "model.safetensors") if (out / n).exists()]
-    continues = bool(args.resume) and Path(args.resume).is_file() and Path(args.resume).resolve().parent == out.resolve()
+    resumed = Path(args.resume).resolve() if args.resume and Path(args.resume).is_file() else None
+    if resumed is not None and resumed.parent == out.resolve() and resumed.name != "ckpt.pt":
+        raise OutputError(f"--resume {args.resume} lies in --out, where this run writes its own weights: "
+                          f"--resume {out / 'ckpt.pt'} continues that run exactly, or give another --out")
+    continues = resumed is not None and resumed == (out / "ckpt.pt").resolve()
     if held and not continues and not getattr(args, "force", False):
         raise OutputError(f"{args.out} already holds a run ({', '.join(held)}): --resume {out / 'ckpt.pt'} continues "
                           "it, --force starts over there, or give another --out")

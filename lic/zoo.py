@@ -89,7 +89,10 @@ def read_metadata(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except SafetensorError as exc:  # a file that is not safetensors (an image, a checkpoint, junk)
-        raise ModelError(f"cannot load weights {path}: not a safetensors weights file ({exc})") from None
+        hint = ""
+        if str(path).lower().endswith(".pt"):  # lic train writes the weights beside its checkpoint
+            hint = f"; {Path(path).name} is a training checkpoint: its weights are {Path(path).parent / 'model.safetensors'}"
+        raise ModelError(f"cannot load weights {path}: not a safetensors weights file ({exc}){hint}") from None
 
 
 def shipped() -> dict[str, Path]:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -361,6 +362,61 @@ def test_eval_skips_unreadable_files_and_refuses_bad_options(tmp_path, photos):
                        capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.splitlines()[-1] == f"lic: error: none of the 1 images in {d} could be read"
     assert not (tmp_path / "no").exists()
+
+
+def test_eval_names_images_by_their_path_and_writes_strict_json(tmp_path, photos):
+    """Rows name each image by its path in the folder (two x.png in sub-folders stay apart; a folder reached
+    through a symbolic link is searched; a name that is not UTF-8 is written with \\x escapes); an image decoded
+    without loss has an infinite PSNR in the CSV, null in summary.json, and stays out of the mean."""
+    import csv
+    import json
+
+    import lic
+
+    d = tmp_path / "imgs"
+    for sub in ("a", "b"):
+        (d / sub).mkdir(parents=True)
+        photos["coffee"].crop((0, 0, 48, 32)).save(d / sub / "x.png")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    photos["chelsea"].crop((0, 0, 40, 40)).save(other / "cat.png")
+    (d / "linked").symlink_to(other, target_is_directory=True)
+    (d / "loop").symlink_to(d, target_is_directory=True)  # searched once, not forever
+    names = ["a/x.png", "b/x.png", "linked/cat.png"]
+    try:
+        photos["astronaut"].crop((0, 0, 32, 32)).save(d / os.fsdecode(b"r\xff.png"))
+        names.append("r\\xff.png")
+    except (OSError, UnicodeError):  # a file system that takes only UTF-8 names
+        pass
+    flat = Image.new("RGB", (16, 16), (128, 128, 128))
+    for _ in range(8):  # decode-encode until the codec returns the image unchanged
+        again = lic.decompress(lic.compress(flat, quality=6))
+        if np.array_equal(np.asarray(again), np.asarray(flat)):
+            break
+        flat = again
+    assert np.array_equal(np.asarray(lic.decompress(lic.compress(flat, quality=6))), np.asarray(flat))
+    flat.save(d / "flat.png")
+    names.append("flat.png")
+    assert main(["eval", str(d), "--qualities", "6", "--out", str(tmp_path / "ev"), "--quiet"]) == 0
+    with open(tmp_path / "ev" / "per_image.csv", encoding="utf-8") as f:
+        rows = {r["image"]: r for r in csv.DictReader(f)}
+    assert sorted(rows) == sorted(names)
+    assert rows["flat.png"]["psnr"] == "inf" and all(float(r["psnr"]) < 99 for n, r in rows.items() if n != "flat.png")
+    strict = lambda c: pytest.fail(f"non-JSON constant {c}")  # noqa: E731
+    q6 = json.loads((tmp_path / "ev" / "summary.json").read_text(), parse_constant=strict)["qualities"]["6"]
+    assert q6["lossless_images"] == 1
+    assert q6["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for n, r in rows.items() if n != "flat.png"]))
+
+
+def test_eval_refuses_an_output_folder_it_cannot_make_before_measuring(tmp_path, photos, capsys):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    photos["coffee"].crop((0, 0, 32, 32)).save(d / "c.png")
+    (tmp_path / "afile").write_bytes(b"x")
+    assert main(["eval", str(d), "--out", str(tmp_path / "afile" / "ev"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (f"lic: error: --out {tmp_path / 'afile' / 'ev'}: cannot create folder "
+                                               f"({tmp_path / 'afile'} is a file)")
+    assert (tmp_path / "afile").read_bytes() == b"x"
 
 
 def test_eval_of_images_too_small_for_ms_ssim(tmp_path, photos):

@@ -117,12 +117,99 @@ def test_training_keeps_integer_coded_weights_storable(tmp_path, data_dir, name,
     assert lic.decompress(lic.compress(img, model=model, quality=1), model=model).size == (56, 40)
 
 
-def test_bad_training_input(tmp_path):
+def test_bad_training_input(tmp_path, data_dir, capsys):
     assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--steps", "1"]) == 2
     (tmp_path / "empty").mkdir()
     assert main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--steps", "1"]) == 2
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2  # no budget
     assert not (tmp_path / "o").exists()
+    (tmp_path / "afile").write_bytes(b"x")
+    capsys.readouterr()
+    assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "afile" / "o"), "--steps", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (f"lic: error: --out {tmp_path / 'afile' / 'o'}: cannot create folder "
+                                               f"({tmp_path / 'afile'} is a file)")
+
+
+def test_a_diverging_run_stops_in_one_line_and_leaves_nothing(tmp_path, data_dir, capsys):
+    out = tmp_path / "run" / "sub"
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "3", "--lambda", "1e308",
+                 *ARGS]) == 2
+    assert capsys.readouterr().err.strip() == ("lic: error: training diverged at step 1 (the loss is not finite): "
+                                               "lower --lr or λ and train again")
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, data_dir):
+    """The first Ctrl-C ends the step under way, saves the checkpoint and the weights, and says how to go on
+    (exit status 130); DataLoader workers leave the signal to the main process."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "lic", "train", "--data", str(data_dir), "--out", str(out),
+                          "--minutes", "10", "--ckpt-minutes", "10", *ARGS[:4], "--workers", "1", *ARGS[6:]],
+                         stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not ((out / "log.jsonl").exists() and (out / "log.jsonl").read_text()):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 130 and "Traceback" not in err, err
+    step = torch.load(out / "ckpt.pt", weights_only=False)["step"]
+    assert step >= 1 and (out / "model.safetensors").exists()
+    assert err.strip().splitlines()[-1] == (f"lic: interrupted at step {step}: saved {out / 'ckpt.pt'} and "
+                                            f"{out / 'model.safetensors'}; --resume {out / 'ckpt.pt'} continues the run")
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--resume", str(out / "ckpt.pt"), "--steps",
+                 str(step + 1), *ARGS]) == 0
+    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == step + 1
+
+
+def test_training_data_as_it_is_shown_and_cheap_for_thin_images(tmp_path, monkeypatch):
+    """Crops follow EXIF orientation (as lic compress reads a photo), and an image thinner than the crop is
+    upscaled only in the square that is cut, not as a whole."""
+    from lic.data import CropDataset
+
+    a = np.zeros((32, 64, 3), np.uint8)
+    a[:, :32] = (255, 0, 0)
+    a[:, 32:] = (0, 0, 255)
+    im = Image.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = 6  # shown turned 90° clockwise: red on top, blue below
+    (tmp_path / "exif").mkdir()
+    im.save(tmp_path / "exif" / "e.png", exif=exif)
+    crop = CropDataset(tmp_path / "exif", crop=32)[0]
+    assert (crop[:, 0, :].T == torch.tensor([255, 0, 0])).all() and (crop[:, -1, :].T == torch.tensor([0, 0, 255])).all()
+    (tmp_path / "thin").mkdir()
+    Image.new("RGB", (20000, 2), (10, 20, 30)).save(tmp_path / "thin" / "t.png")
+    seen = []
+    real_resize = Image.Image.resize
+
+    def resize(self, size, *args, **kwargs):
+        seen.append(size)
+        return real_resize(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", resize)
+    crop = CropDataset(tmp_path / "thin", crop=64)[0]
+    assert crop.shape == (3, 64, 64) and (crop.flatten(1).T == torch.tensor([10, 20, 30])).all()
+    assert seen == [(64, 64)]
+
+
+def test_a_few_good_images_among_many_broken_ones_still_train(tmp_path, data_dir, capfd):
+    """One image that decodes among many whose pixels do not: the run trains on it, names only the first few
+    broken ones, and a worker never prints a traceback."""
+    d = tmp_path / "mostly_broken"
+    d.mkdir()
+    Image.open(data_dir / "coffee.png").crop((0, 0, 96, 80)).save(d / "zz_good.png")
+    raw = (data_dir / "chelsea.png").read_bytes()
+    for i in range(40):
+        (d / f"bad{i:02d}.png").write_bytes(raw[:len(raw) // 2])
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(d), "--out", str(out), "--steps", "3", *ARGS[:4], "--workers", "1",
+                 *ARGS[6:]]) == 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("cannot be decoded") <= 2 * 3  # at most three named in the main process and in the worker
+    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 3
 
 
 @pytest.mark.parametrize("option, message", [
@@ -141,16 +228,25 @@ def test_bad_training_input(tmp_path):
     (["--steps", "1", "--resume", "{image}"], "cannot load weights {image}: not a safetensors weights file"),
     (["--steps", "1", "--eval-dir", "{empty}"], "--eval-dir: no images found in {empty}"),
     (["--steps", "1", "--device", "bogus"], "unknown device 'bogus'"),
-    (["--steps", "1", "--config", '{"N": -5}'], "bad model configuration: "),
+    (["--steps", "1", "--config", '{"N": -5}'], "bad model configuration: 'N' takes a whole number >= 1, got -5"),
+    (["--steps", "1", "--config", '{"lambdas": []}'],
+     "bad model configuration: 'lambdas' takes a non-empty list of positive numbers, got []"),
+    (["--steps", "1", "--model", "toderici2017-rnn", "--config", '{"iterations": 2.5}'],
+     "bad model configuration: 'iterations' takes a whole number >= 1, got 2.5"),
+    (["--steps", "1", "--name", "../../elsewhere"], "--name takes a plain model name"),
+    (["--steps", "1", "--eval-images", "2"], "--eval-images limits --eval-dir: give --eval-dir FOLDER too"),
+    (["--steps", "1", "--resume", "{upper}"], "{upper}: not a lic training checkpoint (UnpicklingError)"),
     (["--steps", "1", "--model", "toderici2017-rnn", "--resume", "bmshj2018-hyperprior"],
      "--model toderici2017-rnn does not match the weights of bmshj2018-hyperprior (a ScaleHyperprior)"),
 ])
 def test_bad_training_options_are_refused_before_anything_is_written(tmp_path, data_dir, option, message, capsys):
     bogus = tmp_path / "bogus.pt"
     bogus.write_text("not a checkpoint")
+    (tmp_path / "BOGUS.PT").write_text("not a checkpoint")  # a checkpoint, whatever the case of its suffix
     image = sorted(data_dir.iterdir())[0]  # an image given where weights belong
     (tmp_path / "empty").mkdir()
-    names = {"{bogus}": str(bogus), "{image}": str(image), "{empty}": str(tmp_path / "empty")}
+    names = {"{bogus}": str(bogus), "{image}": str(image), "{empty}": str(tmp_path / "empty"),
+             "{upper}": str(tmp_path / "BOGUS.PT")}
 
     def fill(text: str) -> str:
         for k, v in names.items():
@@ -209,6 +305,14 @@ def test_an_earlier_run_is_continued_or_replaced_only_on_request(tmp_path, data_
     assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "1", "--force", *ARGS]) == 0
     assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 1
     assert [json.loads(l)["step"] for l in (out / "log.jsonl").read_text().splitlines()] == [1]  # a new log
+    # warm-starting from the weights in --out would overwrite them: refused even with --force
+    weights = (out / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "1", "--force", "--resume",
+                 str(out / "model.safetensors"), *ARGS]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"lic: error: --resume {out / 'model.safetensors'} lies in "
+                                                      "--out, where this run writes its own weights")
+    assert (out / "model.safetensors").read_bytes() == weights
     assert main(["train", "--model", "toderici2017-rnn", "--data", str(data_dir), "--out", str(tmp_path / "r"),
                  "--steps", "1", "--mixed-quantization", "--quiet", "--workers", "0"]) == 2
     assert not (tmp_path / "r").exists()
