@@ -9,6 +9,10 @@
     python tools/publish_model.py --ckpt runs/x/ckpt.pt --train-json runs/x/train.json \
         --kodak results/kodak_rd/NAME/summary.json
 
+``--train-json`` is a JSON object written by hand for the card's Training section (``lic train`` writes
+``result.json``, not this): e.g. ``{"start": "...", "data": "...", "steps": 1555, "device": "...", "minutes": 80,
+"command": "lic train ...", "note": "..."}``; each key becomes one line of the card.
+
 The tensors (and so the digest in every file header) do not change between 1 and 3.  ``--kodak`` also takes
 the JSON of benchmarks/recurrent_kodak.py and scalable_kodak.py (one variant), and the summary.json of
 benchmarks/attention_kodak.py (both attention variants: the card shows the model's own).
@@ -140,11 +144,24 @@ def card(name: str, model, train: dict, kodak: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _json_object(path: str, flag: str) -> dict:
+    try:
+        value = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise SystemExit(f"publish_model: {flag} {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SystemExit(f"publish_model: {flag} {path}: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"publish_model: {flag} {path}: not a JSON object")
+    return value
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", required=True, help="training checkpoint (.pt) or weights (.safetensors)")
     ap.add_argument("--name", default=zoo.DEFAULT_MODEL)
-    ap.add_argument("--train-json", help="JSON object describing the training (data, steps, device, command...)")
+    ap.add_argument("--train-json", help="JSON object written by hand describing the training (data, steps, device, "
+                    "command...), one card line per key")
     ap.add_argument("--kodak", help="summary.json written by benchmarks/kodak_rd.py for these weights")
     args = ap.parse_args()
     if args.ckpt.endswith(".pt"):
@@ -156,8 +173,8 @@ def main() -> int:
         model = build(src.config())
         model.load_state(src.state_dict())
     model.eval()
-    train = json.loads(Path(args.train_json).read_text()) if args.train_json else {}
-    kodak = json.loads(Path(args.kodak).read_text()) if args.kodak else None
+    train = _json_object(args.train_json, "--train-json") if args.train_json else {}
+    kodak = _json_object(args.kodak, "--kodak") if args.kodak else None
     if kodak and "variants" in kodak:  # benchmarks/attention_kodak.py measures both variants in one summary
         entropy = getattr(model, "entropy", None)
         if entropy not in kodak["variants"]:
