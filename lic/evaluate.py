@@ -40,6 +40,27 @@ def _json_value(v):
     return v if not isinstance(v, float) or math.isfinite(v) else None
 
 
+def _measure(model, img, name: str, qualities, refine: int, bar) -> list[dict]:
+    """One image at every quality: real file, decode, metrics, seconds."""
+    ref = codec.reference_rgb(img)
+    h, w = ref.shape[:2]
+    rows = []
+    for q in qualities:
+        t0 = time.perf_counter()
+        enc = codec.encode(img, model=model, quality=q, refine=refine)
+        t1 = time.perf_counter()
+        dec = codec.decode(enc.data, model=model)
+        t2 = time.perf_counter()
+        rgb = np.asarray(dec.convert("RGB"))
+        ms = metrics.ms_ssim(ref, rgb)
+        rows.append({"image": name, "width": w, "height": h, "quality": q, "bytes": len(enc.data),
+                     "bpp": 8 * len(enc.data) / (w * h), "psnr": metrics.psnr(ref, rgb), "ms_ssim": ms,
+                     "ms_ssim_db": metrics.ms_ssim_db(ms) if not math.isnan(ms) else math.nan,
+                     "table_bytes": (enc.table_bits or 0) / 8, "encode_s": t1 - t0, "decode_s": t2 - t1})
+        bar.update(1)
+    return rows
+
+
 def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=True, refine: int = 0) -> dict:
     """``refine``: encoder-side latent search steps (``lic compress --refine``), 0 for the plain encoder."""
     codec.check_refine(model, refine)
@@ -69,21 +90,11 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
                 skipped.append(display_name(path, folder))
                 bar.update(len(qualities))
                 continue
-            ref = codec.reference_rgb(img)
-            for q in qualities:
-                t0 = time.perf_counter()
-                enc = codec.encode(img, model=model, quality=q, refine=refine)
-                t1 = time.perf_counter()
-                dec = codec.decode(enc.data, model=model)
-                t2 = time.perf_counter()
-                rgb = np.asarray(dec.convert("RGB"))
-                h, w = ref.shape[:2]
-                ms = metrics.ms_ssim(ref, rgb)
-                rows.append({"image": display_name(path, folder), "width": w, "height": h, "quality": q, "bytes": len(enc.data),
-                             "bpp": 8 * len(enc.data) / (w * h), "psnr": metrics.psnr(ref, rgb), "ms_ssim": ms,
-                             "ms_ssim_db": metrics.ms_ssim_db(ms) if not math.isnan(ms) else math.nan,
-                             "table_bytes": (enc.table_bits or 0) / 8, "encode_s": t1 - t0, "decode_s": t2 - t1})
-                bar.update(1)
+            with warnings.catch_warnings(record=True) as caught:  # e.g. "16-bit reduced": once per image, not
+                warnings.simplefilter("always")                     # once per quality and once for the reference
+                rows += _measure(model, img, display_name(path, folder), qualities, refine, bar)
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                warnings.warn(message, stacklevel=2)
     if skipped and len(skipped) == len(files):
         raise InputError(f"none of the {len(files)} images in {folder} could be read")
     summary = {"model": getattr(model, "lic_name", model.name), "images": len(files) - len(skipped),

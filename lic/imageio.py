@@ -88,12 +88,16 @@ def _open_image(source, label: str, short: str) -> Image.Image:
             if deep and im.mode in ("RGB", "RGBA"):
                 warnings.warn(f"{short}: 16-bit per channel image reduced to 8 bits", stacklevel=3)
             im = ImageOps.exif_transpose(im)
+            im.info[SOURCE_KEY] = short  # names the file in the warnings of prepare()
             return im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         why = str(exc) if isinstance(source, (str, Path)) else str(exc).replace(repr(source), "the data")
         raise InputError(f"{label}: not a readable image ({exc.__class__.__name__}: {why})") from None
     except Image.DecompressionBombError as exc:
         raise InputError(f"{label}: {exc}") from None
+
+
+SOURCE_KEY = "lic.source"  # Image.info key: the name of the file an image was read from
 
 
 def _to_8bit(im: Image.Image) -> np.ndarray:
@@ -150,7 +154,9 @@ def prepare(im: Image.Image) -> Prepared:
         if mode == "I":
             white = _int_range(mode, np.asarray(im))
             scale = f", 0..{white:,} scaled to 0..255" if white > 65535 else ""
-        warnings.warn(f"{mode} image ({'16' if ';16' in mode else '32'}-bit) reduced to 8 bits{scale}", stacklevel=2)
+        source = f"{im.info[SOURCE_KEY]}: " if im.info.get(SOURCE_KEY) else ""
+        warnings.warn(f"{source}{mode} image ({'16' if ';16' in mode else '32'}-bit) reduced to 8 bits{scale}",
+                      stacklevel=2)
         g = _to_8bit(im)
         trns = im.info.get("transparency")
         if isinstance(trns, int) and not isinstance(trns, bool) and mode != "F":  # a transparent grey level

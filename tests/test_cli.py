@@ -408,6 +408,17 @@ def test_eval_names_images_by_their_path_and_writes_strict_json(tmp_path, photos
     assert q6["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for n, r in rows.items() if n != "flat.png"]))
 
 
+def test_eval_names_a_16_bit_image_once_in_its_warning(tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    Image.fromarray(np.arange(40 * 48, dtype=np.uint16).reshape(40, 48) * 30).save(d / "deep.png")
+    p = subprocess.run([sys.executable, "-m", "lic", "eval", str(d), "--qualities", "1", "2", "--out",
+                        str(tmp_path / "ev"), "--quiet"], capture_output=True, text=True)
+    assert p.returncode == 0
+    assert [l for l in p.stderr.splitlines() if "8 bits" in l] == ["lic: warning: deep.png: I;16 image (16-bit) reduced "
+                                                                   "to 8 bits"]
+
+
 def test_eval_refuses_an_output_folder_it_cannot_make_before_measuring(tmp_path, photos, capsys):
     d = tmp_path / "imgs"
     d.mkdir()
