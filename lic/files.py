@@ -55,7 +55,7 @@ def write_atomic(out: Path, data: bytes | None = None, save=None) -> None:
 
 def check_creatable_folder(folder: Path, what: str = "") -> None:
     """Refuse, before any work, an output folder that cannot be made or written: one of its parents is a file,
-    or the nearest existing folder is not writable.  ``what`` names the option in the message (``--out``)."""
+    or making it fails (it is made and removed again).  ``what`` names the option in the message (``--out``)."""
     folder = Path(folder)
     label = f"{what} {folder}" if what else str(folder)
     if folder.exists():
