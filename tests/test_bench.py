@@ -186,6 +186,11 @@ def test_settings_override_and_bad_settings():
         registry.get_codec("webp@q101")
     with pytest.raises(InputError, match="unknown codec"):
         registry.get_codec("mp3")
+    assert registry.get_codec("jpeg@q30/q30").settings == ("q30",)  # a setting given twice is measured once
+    with pytest.raises(InputError, match="names no setting after '@'"):
+        registry.get_codec("jpeg@")
+    with pytest.raises(InputError, match="empty codec name"):
+        registry.split_specs("jpeg,,webp")
 
 
 @pytest.fixture()
@@ -364,6 +369,8 @@ def test_rd_table_plots_and_published_anchor(results, tmp_path):
     assert float(rows[0]["bd_rate_pchip_pct"]) == 0.0 and rows[0]["note"] == "anchor"
     assert all(math.isfinite(float(r["bd_rate_cubic_pct"])) and float(r["metric_lo"]) < float(r["metric_hi"]) for r in rows)
     assert "Anchor: paper-x" in (tmp_path / "rd" / "bdrate.md").read_text()
+    with pytest.raises(InputError, match=r"--only zzz\* matches no codec \(there are: "):  # a typo is said, not a bare table
+        run_rd(results, only="zzz*", out=tmp_path / "rd2", log=logs.append)
 
 
 def test_compare_picks_the_closest_bpp_and_draws(tmp_path):
@@ -513,3 +520,40 @@ def test_machine_names_cores_and_torch_kernels():
     assert f"{os.cpu_count()} cores" in desc
     assert f"torch CPU kernels {torch.backends.cpu.get_cpu_capability()}" in desc
     assert desc.split(",")[0].strip()  # a CPU name comes first, never empty
+
+
+def test_bench_on_a_users_folder_sub_folders_odd_names_lossless_exif_and_dark_16_bit(tmp_path):
+    """Sub-folders are searched and rows named by their path in the folder (a name that is not UTF-8 with \\x
+    escapes); an image a codec returns unchanged (infinite PSNR) is left out of the mean PSNR and counted, so the
+    summary keeps a PSNR; images are read as shown (EXIF orientation) and 16-bit ones scaled by their bit depth
+    (a dark one stays dark); a setting given twice is measured once."""
+    import os
+
+    d = tmp_path / "imgs"
+    (d / "sub").mkdir(parents=True)
+    Image.fromarray(skdata.astronaut()[100:164, 150:214]).save(d / "a.png")
+    Image.fromarray(skdata.chelsea()[50:82, 100:132]).save(d / "sub" / "nested.png")
+    Image.new("RGB", (32, 32), (128, 128, 128)).save(d / "flat.png")
+    im = Image.fromarray(skdata.astronaut()[:24, :40])
+    exif = im.getexif()
+    exif[0x0112] = 6  # shown turned: 24 wide, 40 high
+    im.save(d / "turned.jpg", exif=exif)
+    Image.fromarray((np.arange(32 * 32).reshape(32, 32) % 200).astype(np.uint16)).save(d / "dark16.png")
+    names = {"a.png", "sub/nested.png", "flat.png", "turned.jpg", "dark16.png"}
+    try:
+        Image.new("RGB", (16, 16), (10, 200, 30)).save(d / os.fsdecode(b"odd\xffname.png"))
+        names.add("odd\\xffname.png")
+    except (OSError, UnicodeError):  # a file system that takes only UTF-8 names
+        pass
+    assert np.asarray(measure_mod.load_rgb(d / "dark16.png")).max() == 1  # 199 / 257, not 199
+    runner.run_bench(d, ["jpeg@q50/q50"], tmp_path / "out", progress=False, log=lambda s: None)
+    rows = _rows(tmp_path / "out" / "per_image.csv")
+    assert {r["image"] for r in rows} == names and len(rows) == len(names)  # q50 once
+    turned = next(r for r in rows if r["image"] == "turned.jpg")
+    assert (int(turned["width"]), int(turned["height"])) == (24, 40)
+    assert math.isinf(float(next(r for r in rows if r["image"] == "flat.png")["psnr"]))  # flat grey: exact in JPEG
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(),
+                         parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    jpeg = summary["codecs"]["jpeg"][0]
+    finite = [float(r["psnr"]) for r in rows if math.isfinite(float(r["psnr"]))]
+    assert jpeg["psnr"] == pytest.approx(np.mean(finite)) and jpeg["lossless_images"] == len(rows) - len(finite) >= 1

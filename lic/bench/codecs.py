@@ -71,7 +71,7 @@ class Codec:
     def with_settings(self, settings: list[str] | tuple[str, ...]) -> "Codec":
         for s in settings:
             self.parse(s)  # raises InputError on a malformed setting
-        return replace(self, settings=tuple(settings), picked=True)
+        return replace(self, settings=tuple(dict.fromkeys(settings)), picked=True)  # each once (q30/q30)
 
     @property
     def spec(self) -> str:
@@ -350,6 +350,8 @@ def get_codec(spec: str) -> Codec:
         codec = _FACTORIES[name]()
     else:
         raise InputError(f"unknown codec {name!r}; known: {', '.join(names())}, lic:MODEL")
+    if "@" in spec and not settings.strip("/"):
+        raise InputError(f"codec spec {spec!r} names no setting after '@' (e.g. {name}@{codec.settings[0] if codec.settings else 'q3'})")
     if settings:
         codec = codec.with_settings([s for s in settings.split("/") if s])
     return codec
@@ -363,6 +365,8 @@ def split_specs(text: str) -> list[str]:
             out.extend(CLASSICAL)
         elif part:
             out.append(part)
+        elif text.strip():  # "jpeg,,webp": a codec left out by mistake, not quietly skipped
+            raise InputError(f"empty codec name in {text!r}")
     if not out:
         raise InputError("no codec given")
     return out

@@ -66,14 +66,19 @@ def machine() -> str:
 
 
 def load_rgb(path: str | Path) -> Image.Image:
-    """Open an image as 8-bit RGB (alpha dropped, grayscale/palette expanded, 16-bit gray scaled)."""
+    """Open an image as 8-bit RGB, as it is shown (EXIF orientation applied, as lic compress reads it; alpha
+    dropped, grayscale/palette expanded, 16-bit and 32-bit grey scaled by the file's bit depth, as
+    :mod:`lic.imageio` does, so a dark 16-bit image stays dark)."""
+    from PIL import ImageOps
+
+    from ..imageio import _to_8bit
+
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode.startswith("I;16") or im.mode == "I":
-                a = np.asarray(im, dtype=np.float64)
-                scale = 257.0 if a.max() > 255 else 1.0  # 16-bit samples → 8-bit, rounding
-                im = Image.fromarray(np.clip(np.rint(a / scale), 0, 255).astype(np.uint8), "L")
+            im = ImageOps.exif_transpose(im)
+            if im.mode.startswith("I") or im.mode == "F":
+                im = Image.fromarray(_to_8bit(im), "L")
             return im.convert("RGB") if im.mode != "RGB" else im.copy()
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read image {path}: {e}") from e

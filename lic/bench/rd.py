@@ -31,6 +31,8 @@ def select(curves: dict[str, Curve], patterns: str | None, keep: str | None = No
     if not patterns:
         return curves
     pats = [p.strip() for p in patterns.split(",") if p.strip()]
+    if pats and not any(fnmatch.fnmatchcase(n, p) for n in curves for p in pats):  # a typo: say so, not a bare table
+        raise InputError(f"--only {patterns} matches no codec (there are: {', '.join(curves)})")
     return {n: c for n, c in curves.items() if n == keep or any(fnmatch.fnmatchcase(n, p) for p in pats)}
 
 

@@ -34,6 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+from ..data import display_name
 from ..errors import InputError, OutputError
 from . import codecs as registry
 from .measure import FIELDS, MEMORY_METHOD, load_rgb, machine, measure
@@ -59,7 +60,9 @@ def list_images(folder: str | Path, limit: int | None = None) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a directory")
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    from ..data import walk_files
+
+    images = walk_files(folder, IMAGE_EXTS)  # sub-folders too, as lic eval and folder compress search them
     if not images:
         raise InputError(f"{folder}: no images ({', '.join(sorted(IMAGE_EXTS))})")
     if limit is not None:
@@ -128,7 +131,7 @@ def _drop_changed(csv_path: Path, codecs, versions: dict[str, str], log) -> list
         log(f"{name}: changed since its {n} rows in {csv_path.name} were measured ({was} -> {now}): measuring again")
     keep = [r for r in rows if r["codec"] not in stale]
     tmp = csv_path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(FIELDS)
         for r in keep:
@@ -140,7 +143,7 @@ def _drop_changed(csv_path: Path, codecs, versions: dict[str, str], log) -> list
 class _CsvAppender:
     def __init__(self, path: Path):
         new = not path.exists() or path.stat().st_size == 0
-        self.f = open(path, "a", newline="")
+        self.f = open(path, "a", newline="", encoding="utf-8")
         self.w = csv.writer(self.f)
         if new:
             self.w.writerow(FIELDS)
@@ -158,7 +161,9 @@ class _CsvAppender:
 
 
 def _mean(vals: list[float]) -> float | None:
-    vals = [v for v in vals if not math.isnan(v)]
+    """Mean of the finite values: NaN (a metric undefined for an image, e.g. MS-SSIM below 161 px) and the
+    infinite PSNR of an image coded without loss are left out; None when nothing is left."""
+    vals = [v for v in vals if math.isfinite(v)]
     return sum(vals) / len(vals) if vals else None
 
 
@@ -174,6 +179,9 @@ def summarize(rows: list[dict]) -> dict[str, list[dict]]:
             p: dict = {"setting": setting, "n": len(rs)}
             for k in _MEAN_FIELDS:
                 p[k] = _mean([float(r[k]) for r in rs])
+            lossless = sum(math.isinf(float(r["psnr"])) for r in rs)
+            if lossless:  # identical pixels: left out of the mean PSNR, counted here
+                p["lossless_images"] = lossless
             for k in _MAX_FIELDS:
                 vals = [float(r[k]) for r in rs if not math.isnan(float(r[k]))]
                 p[k] = max(vals) if vals else None
@@ -261,7 +269,7 @@ def run_bench(
     root = Path(images_dir)
     pending: list[tuple[str, str, str, str]] = []  # (path, name, spec, setting)
     for img in images:  # image-major: an interrupted run leaves whole images done, and workers reuse the decode
-        name = img.relative_to(root).as_posix()
+        name = display_name(img, root)  # the path in the folder; bytes that are not UTF-8 as \xNN
         for codec in codecs:
             for s in codec.settings:
                 if (name, codec.name, s) in done:
