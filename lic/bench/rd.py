@@ -71,7 +71,11 @@ def rd_table(curves: dict[str, Curve], anchor_name: str, metric: str, auc_range=
     column = METRICS[metric][0]
     anchor = find_curve(curves, anchor_name)
     if not anchor.has(column):
-        raise InputError(f"anchor {anchor.name!r} has no {metric} values")
+        small = {"msssim": "MS-SSIM needs images of at least 161 px on the short side",
+                 "psnrhvs": "PSNR-HVS needs images of at least 8x8 px", "psnrhvsm": "PSNR-HVS-M needs images of "
+                 "at least 8x8 px", "psnr": "every image was coded without loss"}
+        why = f" ({small[metric]})" if metric in small else ""
+        raise InputError(f"anchor {anchor.name!r} has no {metric} values{why}")
     others = [c for c in curves.values() if c.name != anchor.name and c.has(column)]
     return anchor, [_bd_row(anchor, c, column, auc_range) for c in [anchor, *others]]
 
