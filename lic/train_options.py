@@ -107,7 +107,7 @@ def check_arguments(args) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out must be a folder: {args.out} is a file")
     check_creatable_folder(out, "--out")
-    held = [n for n in ("ckpt.pt", "model.safetensors") if (out / n).exists()]
+    held = [n for n in ("ckpt.pt", "model.safetensors", "log.jsonl") if (out / n).exists()]
     resumed = Path(args.resume).resolve() if args.resume and Path(args.resume).is_file() else None
     if resumed is not None and resumed.parent == out.resolve() and resumed.name != "ckpt.pt":
         raise OutputError(f"--resume {args.resume} lies in --out, where this run writes its own weights: "

@@ -130,6 +130,22 @@ def test_bad_training_input(tmp_path, data_dir, capsys):
                                                f"({tmp_path / 'afile'} is a file)")
 
 
+def test_a_checkpoint_given_as_weights_and_an_unreadable_eval_dir_are_one_line(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "1", *ARGS]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(data_dir), "--model", str(out / "ckpt.pt"), "--out", str(tmp_path / "ev"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"ckpt.pt is a training checkpoint: its weights are "
+                                                    f"{out / 'model.safetensors'}")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "b.png").write_text("not an image")
+    assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r2"), "--steps", "1", "--eval-dir",
+                 str(notes), *ARGS]) == 2  # refused before training, not after the whole budget
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"lic: error: --eval-dir: no readable images found in {notes}"
+    assert not (tmp_path / "r2").exists()
+
+
 def test_a_diverging_run_stops_in_one_line_and_leaves_nothing(tmp_path, data_dir, capsys):
     out = tmp_path / "run" / "sub"
     assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "3", "--lambda", "1e308",
@@ -288,7 +304,7 @@ def test_an_earlier_run_is_continued_or_replaced_only_on_request(tmp_path, data_
     before = (out / "ckpt.pt").read_bytes()
     capsys.readouterr()
     assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "1", "--seed", "3", *ARGS]) == 2
-    assert capsys.readouterr().err.strip() == (f"lic: error: {out} already holds a run (ckpt.pt, model.safetensors): "
+    assert capsys.readouterr().err.strip() == (f"lic: error: {out} already holds a run (ckpt.pt, model.safetensors, log.jsonl): "
                                                f"--resume {out / 'ckpt.pt'} continues it, --force starts over there, "
                                                "or give another --out")
     assert (out / "ckpt.pt").read_bytes() == before
@@ -305,6 +321,14 @@ def test_an_earlier_run_is_continued_or_replaced_only_on_request(tmp_path, data_
     assert main(["train", "--data", str(data_dir), "--out", str(out), "--steps", "1", "--force", *ARGS]) == 0
     assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 1
     assert [json.loads(l)["step"] for l in (out / "log.jsonl").read_text().splitlines()] == [1]  # a new log
+    # a log alone (a run that left nothing else) is not appended to by another run
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "log.jsonl").write_text('{"step": 7}\n')
+    capsys.readouterr()
+    assert main(["train", "--data", str(data_dir), "--out", str(lone), "--steps", "1", *ARGS]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"lic: error: {lone} already holds a run (log.jsonl): ")
+    assert (lone / "log.jsonl").read_text() == '{"step": 7}\n'
     # warm-starting from the weights in --out would overwrite them: refused even with --force
     weights = (out / "model.safetensors").read_bytes()
     capsys.readouterr()
