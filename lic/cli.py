@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from .errors import InputError, Interrupted, LicError, OutputError
-from .files import write_atomic
+from .files import make_folders, remove_empty, write_atomic
 
 PROG = "lic"
 
@@ -76,29 +76,6 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "_", name).lstrip(".") or "unnamed"
 
 
-def _makedirs(folder: Path, made: list[Path]) -> None:
-    """``mkdir -p`` that adds the folders it creates to ``made`` (so that those left empty can go again);
-    a folder that cannot be made is an OutputError."""
-    missing, p = [], folder
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{folder}: cannot create folder ({exc.strerror or exc})") from None
-    made.extend(reversed(missing))
-
-
-def _remove_empty(made: list[Path]) -> None:
-    """Folders a folder run made and left empty (every file in them failed) are removed again."""
-    for d in reversed(made):  # the deepest first
-        try:
-            d.rmdir()
-        except OSError:
-            pass
-
-
 def _output_folder(args, made: list[Path]) -> Path:
     """``-o`` of a folder input: a folder, made when missing."""
     if not args.output or args.output == STDIO:
@@ -106,7 +83,7 @@ def _output_folder(args, made: list[Path]) -> Path:
     dst = Path(args.output)
     if dst.exists() and not dst.is_dir():
         raise OutputError(f"{dst}: exists and is not a folder")
-    _makedirs(dst, made)
+    made += make_folders(dst)
     return dst
 
 
@@ -177,7 +154,7 @@ def cmd_compress(args) -> int:
             try:
                 if out in written:  # photo.png and photo.jpg side by side: never one over the other
                     raise OutputError(f"{f}: its output {out} is already {written[out]}'s (rename one of them)")
-                _makedirs(out.parent, made)
+                made += make_folders(out.parent)
                 check_output(out, args.force, (f,))
                 enc, _ = encode(read_image(f))
                 write_atomic(out, enc.data)
@@ -186,7 +163,7 @@ def cmd_compress(args) -> int:
                 total_px += enc.header.width * enc.header.height
             except LicError as exc:
                 failed.append(str(exc))
-        _remove_empty(made)
+        remove_empty(made)  # folders left empty by a run where every file in them failed
         done = len(files) - len(failed)
         if done and not args.quiet:
             print(f"{done} image{'s' if done > 1 else ''} -> {dst}: {_fmt_size(total_bytes)}, {8 * total_bytes / total_px:.4f} bpp")
@@ -281,14 +258,14 @@ def _decompress_folder(args, src: Path) -> int:
         try:
             if out in written:  # x.lic and x.LIC side by side: never one over the other
                 raise OutputError(f"{f}: its output {out} is already {written[out]}'s (rename one of them)")
-            _makedirs(out.parent, made)
+            made += make_folders(out.parent)
             check_output(out, args.force, (f,))
             img = codec.decode(f.read_bytes(), model=args.model, layers=args.layers, device=args.device)
             write_atomic(out, save=lambda tmp: _save_image(img, tmp, "PNG"))
             written[out] = f
         except LicError as exc:
             failed.append(str(exc) if isinstance(exc, OutputError) else f"{f}: {exc}")  # naming the file at fault
-    _remove_empty(made)
+    remove_empty(made)
     done = len(files) - len(failed)
     if done and not args.quiet:
         print(f"{done} file{'s' if done > 1 else ''} -> {dst} (PNG)")

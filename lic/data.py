@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 #: still-image formats a folder is searched for besides the usual ones, where this Pillow reads them (not
@@ -151,8 +151,6 @@ class CropDataset(Dataset):
             self._failed.clear()  # each worker warns about the files it meets
 
     def _crop(self, path: Path) -> torch.Tensor:
-        from PIL import ImageOps
-
         with Image.open(path) as src, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # 16-bit and float images reduced to 8 bits: expected in training data
             src.load()

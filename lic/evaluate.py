@@ -21,7 +21,7 @@ import numpy as np
 from . import codec, metrics
 from .data import display_name, list_images
 from .errors import InputError, OutputError
-from .files import check_creatable_folder, write_atomic
+from .files import check_creatable_folder, make_folders, write_atomic
 from .imageio import read_image
 
 FIELDS = ["image", "width", "height", "quality", "bytes", "bpp", "psnr", "ms_ssim", "ms_ssim_db",
@@ -116,10 +116,7 @@ def evaluate(model, folder, out=None, qualities=None, max_images=None, progress=
                       stacklevel=2)
     if out is not None:
         out = Path(out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"--out {out}: cannot create folder ({exc.strerror or exc})") from None
+        make_folders(out, "--out")
         table = io.StringIO(newline="")
         wr = csv.DictWriter(table, fieldnames=FIELDS)
         wr.writeheader()

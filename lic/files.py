@@ -53,6 +53,32 @@ def write_atomic(out: Path, data: bytes | None = None, save=None) -> None:
             os.unlink(tmp)
 
 
+def make_folders(folder: Path, what: str = "") -> list[Path]:
+    """``mkdir -p`` that returns the folders it created, the outermost first (so that a run that leaves them
+    empty can remove them again: :func:`remove_empty`); a folder that cannot be made is an OutputError.
+    ``what`` names the option in the message (``--out``)."""
+    folder = Path(folder)
+    missing, p = [], folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        label = f"{what} {folder}" if what else str(folder)
+        raise OutputError(f"{label}: cannot create folder ({exc.strerror or exc})") from None
+    return missing[::-1]
+
+
+def remove_empty(made: list[Path]) -> None:
+    """Remove again the folders :func:`make_folders` created that were left empty, the deepest first."""
+    for d in reversed(made):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
 def check_creatable_folder(folder: Path, what: str = "") -> None:
     """Refuse, before any work, an output folder that cannot be made or written: one of its parents is a file,
     or making it fails (it is made and removed again).  ``what`` names the option in the message (``--out``)."""
@@ -64,18 +90,9 @@ def check_creatable_folder(folder: Path, what: str = "") -> None:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputError(f"{label}: cannot write into this folder (permission denied)")
         return
-    missing, p = [], folder
+    p = folder
     while not p.exists() and p != p.parent:
-        missing.append(p)
         p = p.parent
     if not p.is_dir():
         raise OutputError(f"{label}: cannot create folder ({p} is a file)")
-    try:  # made and removed again: the work it is for comes first, and may fail
-        folder.mkdir(parents=True)
-    except OSError as exc:
-        raise OutputError(f"{label}: cannot create folder ({exc.strerror or exc})") from None
-    for d in missing:  # the deepest first
-        try:
-            d.rmdir()
-        except OSError:
-            pass
+    remove_empty(make_folders(folder, what))  # the work it is for comes first, and may fail

@@ -60,7 +60,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from . import metrics, zoo
 from .data import CropDataset
-from .errors import InputError, Interrupted, LicError, ModelError, OutputError, TrainingError
+from .errors import InputError, Interrupted, LicError, ModelError, TrainingError
+from .files import make_folders, remove_empty
 from .layers import GDN
 from .layers.integer import keep_storable_
 from .models import build, check_config
@@ -331,11 +332,7 @@ def train(args) -> dict:
     lambdas = getattr(model, "lambdas", None)
     custom_loss = getattr(model, "training_loss", None)  # models other than the hyperprior bring their loss
     out = Path(args.out)  # made only now: a run refused above leaves nothing behind
-    made = [p for p in (out, *out.parents) if not p.exists()]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"--out {out}: cannot create folder ({exc.strerror or exc})") from None
+    made = make_folders(out, "--out")
     had_log = (out / "log.jsonl").exists()
     log = open(out / "log.jsonl", "w" if getattr(args, "force", False) else "a") if rank == 0 else None
     bar = None
@@ -378,6 +375,7 @@ def train(args) -> dict:
     run = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
     done = False
     stop = _StopOnInterrupt() if world == 1 else contextlib.nullcontext()  # torchrun: Ctrl-C ends every rank
+    failed = True
     try:
         with stop:
             while not done:
@@ -432,32 +430,20 @@ def train(args) -> dict:
                     if used >= budget or step >= max_steps or getattr(stop, "requested", False):
                         done = True
                         break
-    except BaseException:
+        failed = False
+    finally:
         if bar is not None:
             bar.close()
         if log is not None:
             log.close()
-        if rank == 0 and not (out / "ckpt.pt").exists():  # failed before its first checkpoint: nothing to keep
+        if failed and rank == 0 and not (out / "ckpt.pt").exists():  # failed before its first checkpoint
             if not had_log:
                 (out / "log.jsonl").unlink(missing_ok=True)
-            for d in made:
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass
-        raise
+            remove_empty(made)
     if getattr(stop, "requested", False):
-        if bar is not None:
-            bar.close()
-        if log is not None:
-            log.close()
         save()
         raise Interrupted(f"interrupted at step {step}: saved {out / 'ckpt.pt'} and {out / 'model.safetensors'}; "
                           f"--resume {out / 'ckpt.pt'} continues the run")
-    if bar is not None:
-        bar.close()
-    if log is not None:
-        log.close()
     save(weights=False)  # the final weights are exported below
     result = {"steps": step, "minutes": used / 60}
     if rank == 0:
