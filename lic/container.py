@@ -34,6 +34,10 @@ CHUNK_ICC = 3  # the input's ICC colour profile (zlib), when it describes the co
 
 MODES = ("L", "RGB", "LA", "RGBA")
 
+#: the most pixels an image in a .lic file may have: the encoder refuses larger images and the reader larger
+#: headers (a damaged or hostile header must not make a decoder allocate tens of GB)
+MAX_PIXELS = 1 << 30
+
 
 def _put_varint(n: int) -> bytes:
     if n < 0:
@@ -113,6 +117,9 @@ class Header:
             raise FormatError("corrupt .lic header") from None
         if width < 1 or height < 1:
             raise FormatError("corrupt .lic header: empty image")
+        if width * height > MAX_PIXELS:
+            raise FormatError(f"corrupt .lic header: {width}x{height} pixels, more than a .lic file holds "
+                              f"(at most {MAX_PIXELS:,})")
         return cls(model, digest, width, height, mode, quality, n_chunks, params)
 
 

@@ -44,9 +44,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .container import MAX_PIXELS
 from .errors import FormatError, InputError
 
-Image.MAX_IMAGE_PIXELS = 1 << 30  # accept large photos; still refuses decompression bombs beyond this
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # accept large photos; still refuses decompression bombs beyond this
 
 
 @dataclass
@@ -79,7 +80,15 @@ def read_image_bytes(data: bytes, label: str = "stdin") -> Image.Image:
 
 def _open_image(source, label: str, short: str) -> Image.Image:
     try:
-        with Image.open(source) as im:
+        with warnings.catch_warnings():  # Pillow warns of images above MAX_IMAGE_PIXELS: refused before decoding
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(source)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise InputError(f"{label}: more than {MAX_PIXELS:,} pixels, the most lic codes") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise _unreadable(source, label, exc) from None
+    try:
+        with opened as im:
             deep = any(";16" in str(getattr(t, "args", t[3] if len(t) > 3 else "")) for t in (im.tile or []))
             frames = getattr(im, "n_frames", 1)
             im.load()
@@ -91,10 +100,12 @@ def _open_image(source, label: str, short: str) -> Image.Image:
             im.info[SOURCE_KEY] = short  # names the file in the warnings of prepare()
             return im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        why = str(exc) if isinstance(source, (str, Path)) else str(exc).replace(repr(source), "the data")
-        raise InputError(f"{label}: not a readable image ({exc.__class__.__name__}: {why})") from None
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"{label}: {exc}") from None
+        raise _unreadable(source, label, exc) from None
+
+
+def _unreadable(source, label: str, exc: Exception) -> InputError:
+    why = str(exc) if isinstance(source, (str, Path)) else str(exc).replace(repr(source), "the data")
+    return InputError(f"{label}: not a readable image ({exc.__class__.__name__}: {why})")
 
 
 SOURCE_KEY = "lic.source"  # Image.info key: the name of the file an image was read from
@@ -129,6 +140,8 @@ def prepare(im: Image.Image) -> Prepared:
     w, h = im.size
     if w < 1 or h < 1:
         raise InputError("image has no pixels")
+    if w * h > MAX_PIXELS:
+        raise InputError(f"image of {w}x{h} pixels: lic codes at most {MAX_PIXELS:,} pixels (cut it into parts)")
     mode = source_mode = im.mode
     icc = im.info.get("icc_profile") or None
     if mode in ("RGB", "L", "P") and "transparency" in im.info:  # a transparent colour: alpha plane

@@ -503,3 +503,20 @@ def test_decompress_writes_formats_pillow_only_writes(tmp_path, lic_file, capsys
     out = tmp_path / "out.pdf"
     assert main(["decompress", str(lic_file), "-o", str(out), "--quiet"]) == 0
     assert out.read_bytes().startswith(b"%PDF")
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    """A PNG whose header claims 40000 x 30000 pixels (more than lic codes) is refused from its header: nothing
+    is decoded or written."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = tmp_path / "huge.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 30000, 8, 2, 0, 0, 0))
+                    + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    rc, _, err = run("compress", png, "-o", tmp_path / "huge.lic")
+    one_line_error(rc, err)
+    assert "more than 1,073,741,824 pixels" in err and not (tmp_path / "huge.lic").exists()

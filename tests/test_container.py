@@ -78,3 +78,14 @@ def test_future_version_refused():
     buf[len(container.MAGIC)] = 99
     with pytest.raises(FormatError, match="version 99"):
         container.read(bytes(buf))
+
+
+def test_a_header_claiming_too_many_pixels_is_refused():
+    """A damaged or hostile header (its checksum made to match) must not make a decoder allocate tens of GB."""
+    side = 1 << 15
+    ok = Header("m", b"12345678", side, side, "RGB", 3, 0)  # 2**30 pixels: the most a file holds
+    assert container.read(container.write(ok, [Chunk(CHUNK_MODEL, b"x")])).header.width == side
+    for w, h in ((side + 1, side), (100_000, 100_000), (1, 2 ** 40)):
+        big = Header("m", b"12345678", w, h, "RGB", 3, 0)
+        with pytest.raises(FormatError, match="more than a .lic file holds"):
+            container.read(container.write(big, [Chunk(CHUNK_MODEL, b"x")]))
