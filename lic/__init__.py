@@ -48,8 +48,11 @@ def _as_image(image):
 
 def _check_args(**kwargs) -> None:
     """API arguments of the wrong type are refused here with an InputError, not deep inside the coder: counts
-    (quality, iterations, layers, refine) must be integers, targets (bpp, psnr) real numbers; None = not given."""
+    (quality, iterations, layers, refine) must be integers, targets (bpp, psnr) real numbers, ``exact`` a bool;
+    None = not given."""
     import numbers
+
+    import numpy as np
 
     from .errors import InputError
 
@@ -59,6 +62,8 @@ def _check_args(**kwargs) -> None:
         if name in ("bpp", "psnr"):
             ok = isinstance(v, numbers.Real) and not isinstance(v, bool)
             want = "a number"
+        elif name == "exact":
+            ok, want = isinstance(v, (bool, np.bool_)), "True or False"
         else:
             ok = isinstance(v, numbers.Integral) and not isinstance(v, bool)
             want = "an integer"
@@ -70,6 +75,7 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
              bpp: float | None = None, psnr: float | None = None, refine: int = 0, exact: bool = False,
              device=None) -> bytes:
     """Compress a PIL image, a path, the bytes of an image file or a uint8 array into the bytes of a ``.lic`` file.
+    ``model``: a name (see ``lic models``), a weights path, a loaded model, or None for the default.
 
     Rate control (one of): ``iterations`` (progressive models: stop after K), ``bpp``
     (the most iterations / highest quality whose file fits the budget, header included),
@@ -81,8 +87,9 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     about 4x the time.
     ``device``: where a model given by name runs its networks (see :func:`load_model`).
     """
-    _check_args(quality=quality, iterations=iterations, bpp=bpp, psnr=psnr, refine=refine)
+    _check_args(quality=quality, iterations=iterations, bpp=bpp, psnr=psnr, refine=refine, exact=exact)
     refine = refine or 0  # None: no refinement
+    model = DEFAULT_MODEL if model is None else model
     if device is not None and isinstance(model, (str, Path)):
         model = load_model(model, device=device)
     if iterations is None and bpp is None and psnr is None:

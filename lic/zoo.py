@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -133,7 +134,11 @@ def _cached(path: Path, device: str = "cpu") -> CompressionModel:
     """Loaded once per file *version* and device: a weights file rewritten in place (a training run's export)
     is read again."""
     st = path.stat()
-    return _load_cached(str(path), (st.st_mtime_ns, st.st_size), device)
+    with _LOADING:  # threads asking for the same model at once get one copy, loaded once
+        return _load_cached(str(path), (st.st_mtime_ns, st.st_size), device)
+
+
+_LOADING = threading.Lock()
 
 
 def check_device(device: str | torch.device | None) -> str:

@@ -186,11 +186,14 @@ def test_api_arguments_of_the_wrong_type_are_refused_in_one_line(tiny, photos):
                             (dict(quality="2"), "quality must be an integer, got '2'"),
                             (dict(refine=1.5), "refine must be an integer, got 1.5"),
                             (dict(bpp="1"), "bpp must be a number, got '1'"),
-                            (dict(iterations=True), "iterations must be an integer, got True")):
+                            (dict(iterations=True), "iterations must be an integer, got True"),
+                            (dict(exact="no"), "exact must be True or False, got 'no'")):
         with pytest.raises(InputError, match=message):
             lic.compress(img, model=tiny, **kwargs)
     assert lic.compress(img, model=tiny, quality=np.int64(2)) == lic.compress(img, model=tiny, quality=2)
     assert lic.compress(img, model=tiny, refine=None) == lic.compress(img, model=tiny)
+    small = img.crop((0, 0, 40, 30))
+    assert lic.compress(small, model=None) == lic.compress(small)  # None: the default model
     data = lic.compress(img, model=tiny)
     for wrong in (None, img, 5, np.zeros(4, np.uint8)):
         with pytest.raises(InputError, match="expected the bytes of a .lic file or its path, got "):
@@ -356,3 +359,31 @@ def test_saving_the_same_weights_twice_gives_the_same_bytes(tmp_path):
     assert paths[0].read_bytes() == paths[1].read_bytes() == paths[2].read_bytes()
     loaded = zoo.load_weights(paths[0])
     assert loaded._lic_digest == digests[0] and loaded.meta["k3"] == json.dumps(extra["k3"])
+
+
+def test_threads_coding_at_once_decode_as_one_after_another(photos):
+    """Models that code on different convolution backends (a process-wide switch), used from four threads at
+    once: every file still decodes to its encoder's reconstruction, the files are those made one after another,
+    one model is loaded once, and the switch is left as it was."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lic.zoo._load_cached.cache_clear()
+    with ThreadPoolExecutor(4) as ex:
+        models = list(ex.map(lic.load_model, ["toderici2017-rnn"] * 4))
+    assert all(m is models[0] for m in models)
+    models = [models[0], lic.load_model("bmshj2018-hyperprior")]
+    images = [photos[k].crop((40, 60, 136, 124)) for k in ("astronaut", "coffee", "chelsea")]
+    jobs = [(m, im) for im in images for m in models] * 2
+
+    def job(args):
+        m, im = args
+        enc = codec.encode(im, model=m, quality=2, reconstruct=True)
+        return enc.data, np.array_equal(np.asarray(codec.decode(enc.data)), np.asarray(enc.reconstruction))
+
+    before = torch.backends.mkldnn.enabled
+    alone = [job(j) for j in jobs]
+    with ThreadPoolExecutor(4) as ex:
+        together = list(ex.map(job, jobs))
+    assert all(same for _, same in alone + together)
+    assert [d for d, _ in together] == [d for d, _ in alone]
+    assert torch.backends.mkldnn.enabled == before

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import torch
@@ -67,15 +68,23 @@ def coding(fn):
 
     @functools.wraps(fn)
     def wrapper(model, *args, **kwargs):
-        previous = torch.backends.mkldnn.enabled
-        torch.backends.mkldnn.enabled = onednn_while_coding(model)
-        try:
-            with torch.no_grad():
-                return fn(model, *args, **kwargs)
-        finally:
-            torch.backends.mkldnn.enabled = previous
+        with _CODING:  # the backend switch is process-wide: threads that code take turns (see _CODING)
+            previous = torch.backends.mkldnn.enabled
+            torch.backends.mkldnn.enabled = onednn_while_coding(model)
+            try:
+                with torch.no_grad():
+                    return fn(model, *args, **kwargs)
+            finally:
+                torch.backends.mkldnn.enabled = previous
 
     return wrapper
+
+
+#: Held by every compress/decompress call.  ``torch.backends.mkldnn.enabled`` is one switch for the whole
+#: process, so two threads coding at once switched it under each other's feet: a decode ran on the other
+#: backend (pixels off by one from the encoder's reconstruction) and the switch could stay off afterwards.
+#: The calls of all threads now take turns; each one still uses all of torch's own threads.
+_CODING = threading.RLock()
 
 
 def check_synthesis(params: bytes, name: str) -> None:
