@@ -106,7 +106,7 @@ def _model_for(header: Header, model=None, device=None) -> CompressionModel:
     else:
         zoo.check_device(device)  # an unusable device is the first thing to say
         try:
-            m = zoo.load_model(header.model, device=device)
+            m = zoo.load_installed(header.model, device=device)
         except ModelError:
             raise ModelError(f"this file needs model '{header.model}', which is not installed "
                              f"(pass its weights with --model PATH)") from None

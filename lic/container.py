@@ -100,6 +100,8 @@ class Header:
         try:
             n = buf[0]
             model = buf[1:1 + n].decode("ascii")
+            if not model.isprintable():  # the name reaches messages and terminals
+                raise FormatError("corrupt .lic header: model name has control characters")
             pos = 1 + n
             digest = buf[pos:pos + 8]
             pos += 8

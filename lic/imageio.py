@@ -257,11 +257,17 @@ def encode_icc(icc: bytes) -> bytes:
     return zlib.compress(icc, 9)
 
 
+MAX_ICC = 1 << 24  # bytes: ICC profiles are kilobytes, a few MB at most; a larger one is a zlib bomb
+
+
 def decode_icc(data: bytes) -> bytes:
     try:
-        icc = zlib.decompress(data)
+        z = zlib.decompressobj()
+        icc = z.decompress(data, MAX_ICC)
     except zlib.error:
         raise FormatError("corrupt .lic file: ICC profile chunk is not valid") from None
+    if z.unconsumed_tail:
+        raise FormatError(f"corrupt .lic file: ICC profile chunk unpacks to more than {MAX_ICC:,} bytes")
     if not icc_space(icc):
         raise FormatError("corrupt .lic file: ICC profile chunk is not valid")
     return icc
@@ -275,9 +281,14 @@ def encode_alpha(alpha: np.ndarray) -> bytes:
 
 def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():  # a PNG's size is checked from its header, before it is decoded
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
+            if im.size != (width, height):
+                raise FormatError("corrupt .lic file: alpha plane has the wrong size")
             a = np.asarray(im.convert("L"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         raise FormatError("corrupt .lic file: alpha chunk is not valid") from None
     if a.shape != (height, width):
         raise FormatError("corrupt .lic file: alpha plane has the wrong size")

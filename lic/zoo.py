@@ -171,12 +171,20 @@ def load_model(name: str | Path = DEFAULT_MODEL, device: str | torch.device | No
     see :func:`check_device`).  The same model object is returned for the same file and device."""
     device = check_device(device)
     s = str(name)
+    models = shipped()
+    if s in models:  # an installed name is that model, even where a file of that name lies in the current folder
+        return _cached(Path(models[s]), device)
     if s.endswith(".safetensors") or Path(s).is_file():
         if not Path(s).is_file():
             raise ModelError(f"weights file not found: {s}")
         return _cached(Path(s).resolve(), device)
-    models = shipped()
-    if s not in models:
-        known = ", ".join(models) or "none installed"
-        raise ModelError(f"unknown model '{s}' (available: {known})")
-    return _cached(Path(models[s]), device)
+    known = ", ".join(models) or "none installed"
+    raise ModelError(f"unknown model '{s}' (available: {known})")
+
+
+def load_installed(name: str, device: str | torch.device | None = None) -> CompressionModel:
+    """An installed model by name only, never a path: what a file's header names (a header is data, and must not
+    make lic read a weights file of the header's choosing)."""
+    if name not in shipped():
+        raise ModelError(f"model '{name}' is not installed")
+    return load_model(name, device)

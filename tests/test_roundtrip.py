@@ -387,3 +387,59 @@ def test_threads_coding_at_once_decode_as_one_after_another(photos):
     assert all(same for _, same in alone + together)
     assert [d for d, _ in together] == [d for d, _ in alone]
     assert torch.backends.mkldnn.enabled == before
+
+
+def _with_chunks(data: bytes, chunks, **header) -> bytes:
+    """A file whose checksums match but whose contents lie: ``data``'s header (fields replaced) and ``chunks``."""
+    from lic import container
+
+    f = container.read(data)
+    for k, v in header.items():
+        setattr(f.header, k, v)
+    return container.write(f.header, chunks)
+
+
+def test_hostile_files_with_matching_checksums_get_one_line_errors(photos, tmp_path, monkeypatch):
+    """Files made to lie (their checksums recomputed), from an audit of hostile .lic files: each is refused as a
+    lic error before it costs memory, or decodes without leaking a numpy warning."""
+    import struct
+    import zlib
+
+    from lic.container import CHUNK_ALPHA, CHUNK_ICC, CHUNK_MODEL, Chunk
+
+    img = photos["coffee"].crop((0, 0, 64, 48))
+    data = lic.compress(img, quality=1)
+    model_chunks = [c for c in lic.container.read(data).chunks if c.kind == CHUNK_MODEL]
+    # a header naming a weights file by path: never loaded (a header is data), and a file named like an installed
+    # model in the current folder does not shadow it
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "evil.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ModelError, match="needs model 'evil.safetensors', which is not installed"):
+        lic.decompress(_with_chunks(data, model_chunks, model="evil.safetensors"))
+    (tmp_path / "bmshj2018-hyperprior").write_bytes(b"not weights")
+    assert lic.decompress(lic.compress(img, model="bmshj2018-hyperprior", quality=1)).size == img.size
+    with pytest.raises(FormatError, match="control characters"):
+        lic.decompress(_with_chunks(data, model_chunks, model="bmshj\n2018\x1b[31m"))
+    # an ICC chunk that unpacks to 32 MB (a zlib bomb)
+    fake = bytearray(200)
+    fake[16:20], fake[36:40] = b"RGB ", b"acsp"
+    bomb = zlib.compress(bytes(fake) + bytes(1 << 25), 9)
+    with pytest.raises(FormatError, match="ICC profile chunk unpacks to more than"):
+        lic.decompress(_with_chunks(data, [Chunk(CHUNK_ICC, bomb)] + model_chunks))
+    # an alpha PNG claiming 60000 x 60000 pixels (beyond Pillow's bomb limit) and 20000 x 20000 (below it)
+    def png(w, h):
+        def chunk(kind, body):
+            return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(bytes(1 + w // 8))) + chunk(b"IEND", b""))
+
+    rgba = lic.compress(img.convert("RGBA"), quality=1)
+    for side in (60000, 20000):
+        with pytest.raises(FormatError, match="alpha"):
+            lic.decompress(_with_chunks(rgba, [Chunk(CHUNK_ALPHA, png(side, side))] + model_chunks))
+    # latents escaped far beyond any table (they wrapped around int32 with a numpy overflow warning)
+    q6 = lic.compress(photos["coffee"].crop((0, 0, 96, 64)), quality=6)
+    ff = [Chunk(CHUNK_MODEL, b"\xff" * len(c.data)) for c in lic.container.read(q6).chunks]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert lic.decompress(_with_chunks(q6, ff)).size == (96, 64)  # a lie a checksum cannot catch: an image

@@ -114,7 +114,8 @@ def decode(data: bytes, rows: np.ndarray, tables: dict) -> np.ndarray:
                         d += int(coder.decode(_Uniform(1 << take), 1)[0]) << shift
                         shift += take
                         nbits -= take
-                v[e] = offsets[r] - 1 - d if below else offsets[r] + lengths[r] + d
+                start, n = int(offsets[r]), int(lengths[r])  # Python ints: a hostile d must not wrap an int32
+                v[e] = start - 1 - d if below else start + n + d
             out[idx] = v
     except (ValueError, RuntimeError, AssertionError) as exc:  # constriction rejects invalid data
         raise FormatError(f"corrupt .lic file: entropy decoding failed ({exc})") from None
