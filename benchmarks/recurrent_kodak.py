@@ -12,7 +12,14 @@ size beside twice its widths and the paper's size (random weights: speed does no
 
     python benchmarks/recurrent_kodak.py --weights runs/rnn/model.safetensors [more.safetensors ...]
            [--kodak ../shared/data/kodak] [--images 24] [--timing-images 4] [--threads 2] [--exact]
+           [--refine N [--slope K] [--lr LR]] [--no-speed]
     python benchmarks/recurrent_kodak.py --speed-only
+    python benchmarks/recurrent_kodak.py --merge A/X.json B/X.json --out C     (runs over parts of the images)
+
+``--refine N``: files from the encoder-side search for the bits (``lic compress --refine N``,
+:mod:`lic.models.refine_bits`); ``--slope``/``--lr`` override its constants, for tuning it on other photos
+than Kodak (``--kodak ../shared/data/train --stride 190 --crop 256``: every 190th training photo, the
+centre 256×256).  ``benchmarks/recurrent_bdrate.py`` then compares the result files.
 
 Writes OUT/<variant>.json and OUT/<variant>_per_image.csv, and OUT/speed.json
 (default OUT = results/recurrent_kodak).
@@ -51,10 +58,11 @@ def variant_name(model) -> str:
             f"_it{c['iterations']}").replace("/", "-")
 
 
-def per_iteration(model, img, exact: bool = False) -> list[dict]:
+def per_iteration(model, img, exact: bool = False, refine: int = 0) -> list[dict]:
     p = prepare(img)
     h, w = p.rgb.shape[:2]
-    comp, files = ratecontrol.prefix_files(p, model, exact=exact)  # one encode to the last iteration; the real prefix files
+    # one encode to the last iteration; the real prefix files
+    comp, files = ratecontrol.prefix_files(p, model, exact=exact, refine=refine)
     rows = []
     for k, data in enumerate(files, 1):
         rgb = from_tensor(comp.extra["x_hats"][k - 1])
@@ -66,13 +74,52 @@ def per_iteration(model, img, exact: bool = False) -> list[dict]:
     return rows
 
 
-def timings(model, img, exact: bool = False) -> dict:
+def per_iteration_means(rows: list[dict], n: int) -> dict:
+    """The mean over the images of every field, per iteration 1..n (the summary's ``iterations``)."""
+    out = {}
+    for k in range(1, n + 1):
+        sel = [r for r in rows if int(r["iteration"]) == k]
+        s = {key: float(np.nanmean([float(r[key]) for r in sel])) for key in FIELDS[2:]}
+        s["coded_vs_raw"] = s["coded_bits"] / s["raw_bits"]
+        out[str(k)] = s
+    return out
+
+
+def merge(paths: list[str], out: Path) -> int:
+    """One summary from the result files of runs over parts of the image set (the same weights and options,
+    e.g. run side by side on a multi-core machine): their per-image rows pooled, as one run over all gives."""
+    summaries = [json.loads(Path(p).read_text()) for p in paths]
+    rows = []
+    for p in paths:
+        with open(Path(p).with_name(Path(p).stem + "_per_image.csv"), newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    images = sorted({r["image"] for r in rows})
+    if len(images) != sum(s["images"] for s in summaries):
+        raise SystemExit("merge: the parts share images")
+    keep = ("variant", "weights", "config", "refine", "crop", "stride")
+    if any({k: s.get(k) for k in keep} != {k: summaries[0].get(k) for k in keep} for s in summaries):
+        raise SystemExit("merge: the parts were measured with other weights or options")
+    n = len(summaries[0]["iterations"])
+    summary = {**{k: summaries[0].get(k) for k in keep}, "images": len(images), "merged_from": paths,
+               "env": summaries[0]["env"], "iterations": per_iteration_means(rows, n), "timing": {}}
+    out.mkdir(parents=True, exist_ok=True)
+    name = summaries[0]["variant"]
+    (out / f"{name}.json").write_text(json.dumps(summary, indent=1))
+    with open(out / f"{name}_per_image.csv", "w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=FIELDS)
+        wr.writeheader()
+        wr.writerows(sorted(rows, key=lambda r: (r["image"], int(r["iteration"]))))
+    print(f"written: {out / name}.json ({len(images)} images)")
+    return 0
+
+
+def timings(model, img, exact: bool = False, refine: int = 0) -> dict:
     out = {}
     for k in TIMED:
         if k > model.qualities[-1]:
             continue
         t0 = time.perf_counter()
-        enc = codec.encode(img, model=model, quality=k, reconstruct=True, exact=exact)
+        enc = codec.encode(img, model=model, quality=k, reconstruct=True, exact=exact, refine=refine)
         t1 = time.perf_counter()
         dec = codec.decode(enc.data, model=model)
         t2 = time.perf_counter()
@@ -122,9 +169,26 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "results" / "recurrent_kodak"))
     ap.add_argument("--speed-only", action="store_true", help="only the default vs paper-size speed")
     ap.add_argument("--speed-iterations", type=int, default=8, help="iterations timed for the default size")
+    ap.add_argument("--no-speed", action="store_true", help="leave out the default vs paper-size speed")
+    ap.add_argument("--refine", type=int, default=0, metavar="N", help="encoder-side search for the bits, N steps")
+    ap.add_argument("--slope", type=float, help="the search's dB per bpp (lic.models.refine_bits.SLOPE)")
+    ap.add_argument("--lr", type=float, help="the search's step size (lic.models.refine_bits.LR)")
+    ap.add_argument("--crop", type=int, help="code the centre CROP x CROP of each image (tuning on other photos)")
+    ap.add_argument("--stride", type=int, default=1, help="every STRIDE-th image of the folder")
     ap.add_argument("--paper-iterations", type=int, default=2, help="iterations timed for the paper's size")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="pool the result files of runs over parts of "
+                    "the images into one (written to --out), and do nothing else")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args.merge, Path(args.out))
     torch.set_num_threads(args.threads)
+    import lic.models.refine_bits as refine_bits
+
+    tuned = ""
+    for key, value in (("SLOPE", args.slope), ("LR", args.lr)):
+        if value is not None:
+            setattr(refine_bits, key, value)
+            tuned += f"_{key.lower()}{value:g}"
     out = Path(args.out)
     env = {"torch": torch.__version__, "threads": args.threads, "cpu": machine(),
            "python": platform.python_version()}
@@ -136,6 +200,7 @@ def main() -> int:
         if not files:
             print(f"Kodak images not found in {kodak}: put kodim01..24.png there or pass --kodak DIR", file=sys.stderr)
             return 2
+        files = files[::args.stride]
         files = files[:args.images] if args.images else files
         out.mkdir(parents=True, exist_ok=True)
         for wpath in args.weights:
@@ -143,23 +208,24 @@ def main() -> int:
             if not isinstance(model, RecurrentCodec):
                 print(f"{wpath}: not a recurrent codec", file=sys.stderr)
                 return 2
-            name = variant_name(model) + ("_exact" if args.exact else "")
+            name = (variant_name(model) + ("_exact" if args.exact else "")
+                    + (f"_refine{args.refine}{tuned}" if args.refine else "") + (f"_crop{args.crop}" if args.crop else ""))
             rows, times = [], []
             for i, f in enumerate(files):
                 img = read_image(f)
-                for r in per_iteration(model, img, args.exact):
+                if args.crop:
+                    w, h = img.size
+                    img = img.crop(((w - args.crop) // 2, (h - args.crop) // 2, (w + args.crop) // 2, (h + args.crop) // 2))
+                for r in per_iteration(model, img, args.exact, args.refine):
                     rows.append({"image": f.name, **r})
                 if i < args.timing_images:
-                    times.append(timings(model, img, args.exact))
+                    times.append(timings(model, img, args.exact, args.refine))
                 print(f"{name}: {f.name} done", file=sys.stderr)
             n = model.qualities[-1]
             summary = {"variant": name, "weights": str(wpath), "config": model.config(), "images": len(files),
-                       "env": env, "iterations": {}}
-            for k in range(1, n + 1):
-                sel = [r for r in rows if r["iteration"] == k]
-                s = {key: float(np.nanmean([r[key] for r in sel])) for key in FIELDS[2:]}
-                s["coded_vs_raw"] = s["coded_bits"] / s["raw_bits"]
-                summary["iterations"][str(k)] = s
+                       "env": env, "refine": {"steps": args.refine, "slope": refine_bits.SLOPE, "lr": refine_bits.LR},
+                       "crop": args.crop, "stride": args.stride, "iterations": {}}
+            summary["iterations"] = per_iteration_means(rows, n)
             summary["timing"] = {str(k): {key: float(np.mean([t[k][key] for t in times]))
                                           for key in ("encode_s", "decode_s")}
                                  for k in TIMED if times and k in times[0]}
@@ -176,6 +242,9 @@ def main() -> int:
             for k, t in summary["timing"].items():
                 print(f"{k:>3} iterations: encode {t['encode_s']:.2f} s, decode {t['decode_s']:.2f} s")
     out.mkdir(parents=True, exist_ok=True)
+    if args.no_speed:
+        print(f"written: {out}")
+        return 0
     sp = speed(args.speed_iterations, args.paper_iterations)
     (out / "speed.json").write_text(json.dumps({"env": env, "image": "768x512", **sp}, indent=1))
     print(f"written: {out}")

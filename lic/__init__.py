@@ -80,9 +80,9 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     Rate control (one of): ``iterations`` (progressive models: stop after K), ``bpp``
     (the most iterations / highest quality whose file fits the budget, header included),
     ``psnr`` (the fewest iterations / lowest quality that reach it; else the best).
-    ``refine``: models with quantized latents (not the binary toderici2017-rnn), N steps of encoder-side
-    latent search (:mod:`lic.models.refine`): a smaller file at the same quality for a much longer encode
-    (README); decoding is unchanged.
+    ``refine``: N steps of encoder-side search for the latents (:mod:`lic.models.refine`), or for the bits of
+    the progressive binary toderici2017-rnn* (:mod:`lic.models.refine_bits`): a smaller file at the same
+    quality for a much longer encode (README); decoding is unchanged.
     ``exact``: a file whose decoded pixels are the same on every machine (:mod:`lic.layers.exact`), decoded in
     about 4x the time.
     ``device``: where a model given by name runs its networks (see :func:`load_model`).

@@ -129,7 +129,8 @@ def cmd_compress(args) -> int:
 
             from .ratecontrol import refine_steps
 
-            total = refine_steps(model, img.height, img.width, args.refine, per_quality=bool(rate))
+            layers = args.iterations if rate else (args.quality or model.default_quality)
+            total = refine_steps(model, img.height, img.width, args.refine, layers, per_quality=bool(rate))
             with tqdm(total=total, desc="refine", unit="step", leave=False) as t:
                 return encode(img, progress=t.update)
         if not rate:
@@ -480,9 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--bpp", type=float, metavar="B", help="rate control: the best file of at most B bpp (real bytes)")
     rc.add_argument("--psnr", type=float, metavar="P", help="rate control: the smallest file reaching P dB")
     c.add_argument("--refine", type=int, default=0, metavar="N",
-                   help="models with quantized latents (not toderici2017-rnn): N steps of encoder-side latent "
-                        "search (e.g. 50): smaller files at the same quality, decoding unchanged; per step for a "
-                        "768x512 photo on a 2-core CPU about 0.4 s (bmshj2018), 0.6 s (su2020, 4 layers), 1.8 s (attention) (default 0)")
+                   help="N steps of encoder-side search for the latents (or, toderici2017-rnn*, each iteration's bits), "
+                        "e.g. 50 (20 for toderici2017-rnn*): smaller files at the same quality, decoding unchanged; per step "
+                        "for a 768x512 photo on a 2-core CPU about 0.4 s (bmshj2018), 0.6 s (su2020, 4 layers), 1.8 s "
+                        "(attention), 0.27 s per iteration (toderici2017-rnn) (default 0)")
     c.add_argument("--exact", action="store_true",
                    help="a file that decodes to the same pixels on every machine (exact arithmetic in the "
                         "synthesis; decoding takes about 4x as long: 0.8 s instead of 0.2 s for a 768x512 photo "

@@ -55,8 +55,7 @@ def check_refine(m: CompressionModel, refine: int) -> None:
     if refine < 0:
         raise InputError(f"--refine takes a number of steps >= 0, got {refine}")
     if refine and not m.refinable:
-        raise ModelError(f"model '{_name(m)}' has no encoder-side refinement (--refine is for the models with "
-                         f"quantized latents: bmshj2018-hyperprior, attention-*, su2020-*)")
+        raise ModelError(f"model '{_name(m)}' has no encoder-side refinement (--refine)")
 
 
 def check_exact(m: CompressionModel, exact: bool) -> None:

@@ -66,7 +66,8 @@ def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 
     """Encode a prepared image once with a progressive model: ``(compressed, files)``, where ``files[k-1]``
     is the complete .lic file of the first k layers (header, alpha and ICC profile included: what ``head -c`` at
     that chunk boundary gives) and ``compressed.extra["x_hats"][k-1]`` what it decodes to.  ``refine``: steps of
-    encoder-side latent search over all the layers coded (models with quantized latents)."""
+    encoder-side search over all the layers coded (su2020: :mod:`lic.models.refine`) or each iteration's bits
+    (toderici2017-rnn: :mod:`lic.models.refine_bits`)."""
     from .codec import _name, coding_options, side_chunks
 
     p, m = prepared, model
@@ -140,14 +141,15 @@ def choose(cands: list[Candidate], iterations: int | None = None, bpp: float | N
     return Choice(cands[-1], cands, reached=False, mode="psnr")
 
 
-def refine_steps(model, height: int, width: int, refine: int, per_quality: bool = True) -> int:
-    """How many refinement steps an encode takes for an image of this size (for progress bars): once over
-    the layers for a progressive model; for a one-shot model once per quality level in rate control
-    (:func:`encode`, ``per_quality``), else once."""
-    from .models.refine import blocks
-
-    once = refine * blocks(model, height, width)
-    return once * len(model.qualities) if per_quality and not model.progressive else once
+def refine_steps(model, height: int, width: int, refine: int, quality: int | None = None,
+                 per_quality: bool = True) -> int:
+    """How many refinement steps an encode takes for an image of this size (for progress bars): for a
+    progressive model once, over ``quality`` layers (all of them when None); for a one-shot model once per
+    quality level in rate control (:func:`encode`, ``per_quality``), else once."""
+    if model.progressive:
+        return refine * model.refine_blocks(height, width, quality or model.qualities[-1])
+    once = refine * model.refine_blocks(height, width, quality or model.default_quality)
+    return once * len(model.qualities) if per_quality else once
 
 
 def encode(image, model, iterations: int | None = None, bpp: float | None = None,

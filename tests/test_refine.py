@@ -79,9 +79,13 @@ def one_line_error(args):
 
 def test_refine_is_refused_where_it_does_not_apply(tmp_path, photo_file):
     assert "steps >= 0" in one_line_error([photo_file, "-o", tmp_path / "a.lic", "--refine", "-1"])
-    msg = one_line_error([photo_file, "-o", tmp_path / "b.lic", "--refine", "5", "--model", "toderici2017-rnn"])
-    assert "no encoder-side refinement" in msg
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]  # no output written
+
+    class Plain(codec.CompressionModel):  # every installed model refines; a model of one's own may not
+        name = "plain"
+
+    with pytest.raises(lic.errors.ModelError, match="no encoder-side refinement"):
+        codec.check_refine(Plain(), 5)
 
 
 def test_eval_measures_refined_files(tmp_path, photos):
@@ -161,3 +165,92 @@ def test_rate_control_with_refine_through_the_cli(tmp_path, photos):
         assert main(["compress", str(tmp_path / "c.png"), "-o", str(out), "--model", name, "--bpp", "1.0",
                      "--refine", "3"]) == 0
         assert out.read_bytes() == lic.compress(img, model=name, bpp=1.0, refine=3)
+
+
+def progressive(model, img, steps, iterations, **kw):
+    """The compressed result and prefix files of a progressive binary model's file of ``iterations``, each
+    prefix checked to decode to the encoder's own reconstruction after that many iterations."""
+    from lic.imageio import from_tensor, prepare
+    from lic.ratecontrol import prefix_files
+
+    comp, files = prefix_files(prepare(img), model, iterations, refine=steps, **kw)
+    for f, x_hat in zip(files, comp.extra["x_hats"]):
+        assert np.array_equal(np.asarray(codec.decode(f, model=model)), np.asarray(from_tensor(x_hat)))
+    return comp, files
+
+
+def first_iteration_cost(comp, img) -> float:
+    """J_1 of lic.models.refine_bits: 10·log10(MSE) of the first reconstruction (before 8-bit rounding) + the
+    slope times its bits under the coding tables per pixel: what the search lowers, from the same start."""
+    from lic.models.refine_bits import SLOPE
+
+    ref = torch.from_numpy(np.asarray(img.convert("RGB"), np.float32) / 255).permute(2, 0, 1)[None]
+    mse = float(torch.mean((comp.extra["x_hats"][0] - ref) ** 2))
+    return 10 * np.log10(mse) + SLOPE * comp.extra["iteration_table_bits"][0] / (img.width * img.height)
+
+
+def test_binary_codec_search_lowers_the_first_iterations_cost(photos):
+    """toderici2017-rnn --refine: each iteration's bits are searched for; every prefix of the file still decodes to
+    the encoder's reconstruction, the first iteration (the one both encoders start alike) costs less, the same input
+    gives the same file, and the model is left as it was."""
+    m = zoo.load_model("toderici2017-rnn")
+    img = photos["astronaut"].crop((100, 60, 220, 150))  # 120 x 90: padded inside to 128 x 96
+    before = zoo.state_digest(m.state_dict())
+    plain, _ = progressive(m, img, 0, 3)
+    refined, files = progressive(m, img, 8, 3)
+    assert first_iteration_cost(refined, img) < first_iteration_cost(plain, img) - 0.05
+    assert progressive(m, img, 8, 3)[1] == files
+    assert zoo.state_digest(m.state_dict()) == before and all(p.grad is None for p in m.parameters())
+    choice = lic.ratecontrol.encode(img, m, bpp=8 * len(files[1]) / (120 * 90) + 1e-9, refine=8)
+    assert choice.chosen.data == files[1]  # rate control picks among the refined prefixes (coded to 16 here)
+
+
+def test_binary_codec_search_in_tiles(photos, monkeypatch, one_thread):
+    """Large images are searched tile by tile (here 2 latents = 32 pixels, so 100 x 150 makes 4 x 5 tiles, the
+    last ones partly padding); every tile's steps are reported, the MS-SSIM model's cost is in MS-SSIM dB, and
+    every prefix still decodes exactly."""
+    import lic.models.refine_bits as refine_bits
+
+    monkeypatch.setattr(refine_bits, "TILE", 2)
+    m = zoo.load_model("toderici2017-rnn-msssim")
+    img = photos["coffee"].crop((0, 0, 150, 100))
+    seen = []
+    progressive(m, img, 3, 2, progress=seen.append)
+    assert refine_bits.blocks(100, 150) == 4 * 5 and seen == [3] * (2 * 4 * 5)
+
+
+def test_binary_codec_search_through_the_cli(tmp_path, photos):
+    """``lic compress --iterations K --refine N`` with a progressive binary model writes the file the API gives."""
+    from lic.cli import main
+
+    img = photos["chelsea"].crop((0, 0, 70, 50))
+    img.save(tmp_path / "c.png")
+    out = tmp_path / "c.lic"
+    assert main(["compress", str(tmp_path / "c.png"), "-o", str(out), "--model", "toderici2017-rnn", "--iterations",
+                 "2", "--refine", "3"]) == 0
+    assert out.read_bytes() == lic.compress(img, model="toderici2017-rnn", iterations=2, refine=3)
+    m = zoo.load_model("toderici2017-rnn")  # the progress bar's total: steps x iterations x tiles
+    assert lic.ratecontrol.refine_steps(m, 50, 70, 3, 2, per_quality=False) == 3 * 2 * 1
+    assert lic.ratecontrol.refine_steps(m, 50, 70, 3) == 3 * 16 * 1  # rate control codes all 16 iterations
+
+
+@pytest.mark.parametrize("name", ["toderici2017-rnn", "toderici2017-rnn-msssim"])
+def test_binary_codec_search_on_tiny_images(photos, name):
+    """Images thinner than one 16 x 16 block (and than SSIM's window) are searched too, and decode exactly."""
+    for size in ((1, 1), (40, 3), (17, 33)):
+        img = photos["astronaut"].crop((0, 0, *size))
+        enc = codec.encode(img, model=name, quality=2, reconstruct=True, refine=2)
+        assert np.array_equal(np.asarray(codec.decode(enc.data)), np.asarray(enc.reconstruction))
+
+
+def test_the_searchs_bit_count_is_the_coders(one_thread):
+    """The exact cost the search compares candidates by counts each iteration's bits as the coder's tables do."""
+    m = zoo.load_model("toderici2017-rnn")
+    cm = m.context
+    gen = torch.Generator().manual_seed(0)
+    bits = torch.where(torch.rand(5, cm.channels, 3, 7, generator=gen) < 0.7, 1, -1)
+    _, ideal = cm.encode(bits)
+    buckets = cm._buckets(3, 7)
+    for t in range(5):
+        assert cm.iteration_table_bits(buckets, t, bits[t]) == ideal[t]
+        buckets.add_iteration(t, bits[t])

@@ -286,6 +286,16 @@ class BinaryContextModel(nn.Module):
             ideal.append(tb)
         return chunks, ideal
 
+    def iteration_table_bits(self, buckets: "_IncrementalBuckets", t: int, bits_t: torch.Tensor) -> float:
+        """The ideal bits of iteration ``t``'s ±1 bits (C, h, w) under the tables, the earlier iterations' bits
+        added to ``buckets`` (:meth:`_buckets`): what :meth:`encode` reports for it, without coding it."""
+        bits_t = bits_t.detach().cpu().to(torch.int64)
+        masks, _ = self._coding_masks(*bits_t.shape[-2:])
+        tabs = {k: v.numpy().astype(np.int64) for k, v in self._tables().items()}
+        rows = buckets.rows(t, bits_t, range(self.steps))
+        return sum(T.table_bits(((bits_t[masks[s]] + 1) // 2).numpy(), rows[s][masks[s]].numpy(), tabs["freqs"],
+                                tabs["lengths"], tabs["offsets"]) for s in range(self.steps) if bool(masks[s].any()))
+
     def decode(self, chunks: list[bytes], h: int, w: int) -> torch.Tensor:
         """Inverse of :meth:`encode` for however many chunks are given: (len(chunks), C, h, w) ±1 int64."""
         C = self.channels

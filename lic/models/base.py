@@ -133,6 +133,13 @@ class CompressionModel(nn.Module):
         return [layer for m in self.modules() if m is not self and hasattr(m, "integer_coded_layers")
                 for layer in m.integer_coded_layers()]
 
+    def refine_blocks(self, height: int, width: int, quality: int) -> int:
+        """How many searches of ``refine`` steps each ``compress(..., refine=N)`` runs for an image of this size
+        (for progress bars: each reports its steps): one per tile (:mod:`lic.models.refine`)."""
+        from .refine import blocks
+
+        return blocks(self, height, width)
+
     def tables_current(self) -> bool:
         raise NotImplementedError
 

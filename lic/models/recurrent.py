@@ -270,19 +270,34 @@ class RecurrentCodec(CompressionModel):
             x_hat = self._decode_step(bits[t:t + 1].to(dev, dtype), states, x_hat, gain, net)
             yield x_hat
 
+    refinable = True  # compress(..., refine=N): encoder-side search for the bits (lic.models.refine_bits)
+
+    def refine_blocks(self, height: int, width: int, quality: int) -> int:
+        from .refine_bits import blocks
+
+        return quality * blocks(height, width)  # each iteration searches its tiles
+
     @coding
-    def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False, exact: bool = False) -> Compressed:
+    def compress(self, x: torch.Tensor, quality: int, reconstruct: bool = False, exact: bool = False,
+                 refine: int = 0, progress=None) -> Compressed:
         """``quality`` iterations, one chunk each.  With ``reconstruct``: ``x_hat`` and, in
         ``extra["x_hats"]``, the reconstruction after every iteration (what a decoder of the
         first k chunks gives).  ``exact``: the file asks for the exact synthesis (the header's params;
         :mod:`lic.layers.exact`); the encoder's own loop still runs in float (the bits it chooses need
-        not be reproducible, only their decoding), the reconstructions are those of the exact decoder."""
+        not be reproducible, only their decoding), the reconstructions are those of the exact decoder.
+        ``refine``: steps of encoder-side search for each iteration's bits (:mod:`lic.models.refine_bits`);
+        ``progress(n)`` is told of each tile's steps."""
         self.check_quality(quality)
         self.ensure_tables()
         dev = next(self.parameters()).device
         h, w = x.shape[-2:]
         xp = pad_to(x.to(dev), self.PAD) - 0.5
-        bits, _, x_hats = self._run(xp, quality, _hard)
+        if refine > 0:
+            from .refine_bits import refine_bits
+
+            bits, x_hats = refine_bits(self, xp, quality, refine, (h, w), progress)
+        else:
+            bits, _, x_hats = self._run(xp, quality, _hard)
         b = torch.cat(bits, 0)  # (n, C, h/16, w/16)
         chunks, ideal = self.context.encode(b)
         out = Compressed(chunks, params=PARAMS_EXACT_SYNTHESIS if exact else b"")
