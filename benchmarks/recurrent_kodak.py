@@ -118,14 +118,10 @@ def timings(model, img, exact: bool = False, refine: int = 0) -> dict:
     for k in TIMED:
         if k > model.qualities[-1]:
             continue
-        t0 = time.perf_counter()
-        enc = codec.encode(img, model=model, quality=k, reconstruct=True, exact=exact, refine=refine)
-        t1 = time.perf_counter()
-        dec = codec.decode(enc.data, model=model)
-        t2 = time.perf_counter()
+        enc, dec, enc_s, dec_s = codec.timed_round_trip(img, model, k, reconstruct=True, exact=exact, refine=refine)
         if not np.array_equal(np.asarray(dec), np.asarray(enc.reconstruction)):
             raise SystemExit(f"decoded image differs from the encoder's reconstruction ({k} iterations)")
-        out[k] = {"encode_s": t1 - t0, "decode_s": t2 - t1}
+        out[k] = {"encode_s": enc_s, "decode_s": dec_s}
     return out
 
 

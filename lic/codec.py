@@ -9,6 +9,7 @@ every prefix of a progressive file keeps them.
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -180,6 +181,16 @@ def decode_file(data: bytes, model=None, layers: int | None = None, device=None)
         x_hat = m.decompress(chunks, h.height, h.width, h.quality, h.params)
     prefix = f"{len(chunks)} {m.prefix_unit}" if m.progressive else None
     return Decoded(assemble(from_tensor(x_hat), h.mode, alpha, icc), prefix)
+
+
+def timed_round_trip(image: Image.Image, model, quality: int, **options) -> tuple[Encoded, Image.Image, float, float]:
+    """Encode (``options`` as :func:`encode` takes them) and decode again: (encoded, decoded image, encode
+    seconds, decode seconds), wall-clock; what evaluation and the benchmarks time."""
+    t0 = time.perf_counter()
+    enc = encode(image, model=model, quality=quality, **options)
+    t1 = time.perf_counter()
+    dec = decode(enc.data, model=model)
+    return enc, dec, t1 - t0, time.perf_counter() - t1
 
 
 def reference_rgb(image: Image.Image) -> np.ndarray:
