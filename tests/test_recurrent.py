@@ -450,3 +450,44 @@ def test_log_losses_weigh_every_iteration_the_same_in_db():
     for e1, e2 in ((0.1, 0.01), (0.01, 0.001)):
         assert loss(e1, 2 * e2) - loss(e1, e2) == pytest.approx(np.log(4) / 2, rel=1e-4)
         assert loss(2 * e1, e2) - loss(e1, e2) == pytest.approx(np.log(4) / 2, rel=1e-4)
+
+
+def test_widening_keeps_what_the_codec_computes_and_the_new_units_learn(load_tool, photos, tmp_path):
+    """tools/widen_recurrent.py: the wider codec sends the same bits and reconstructs the same image at every
+    iteration (its new units' outgoing weights are zero), writes a file the same size, and one training step
+    gives the new units outgoing weights (they start learning at once)."""
+    tool = load_tool("widen_recurrent")
+    torch.manual_seed(5)
+    src = _train_steps({**TINY, "iterations": 4, "cell": "gru", "binarizer": "sign"}, steps=3).eval()
+    src.update()
+    enc, dec = [8, 24, 24, 32], [32, 32, 24, 12, 8]
+    wide = tool.widen(src, enc, dec).eval()
+    assert wide.config()["enc_channels"] == enc and wide.config()["dec_channels"] == dec
+    assert sum(p.numel() for p in wide.parameters()) > 1.5 * sum(p.numel() for p in src.parameters())
+    x = to_tensor(np.asarray(photos["chelsea"].convert("RGB")))[..., :48, :80]
+    a, b = src.compress(x, 4, reconstruct=True), wide.compress(x, 4, reconstruct=True)
+    assert a.chunks == b.chunks  # the same bits, coded the same
+    assert torch.allclose(a.x_hat, b.x_hat, atol=1e-5)
+    assert torch.equal(wide.decompress(b.chunks, 48, 80, 4), b.x_hat)  # and it decodes as any model does
+    # dec_rnn.1's inputs are dec_rnn.0's hidden units after depth-to-space; its old units (in each of the
+    # z | r | candidate blocks) take nothing from the new ones
+    old_rows = tool._positions(3 * src.dec_rnn[1].hidden, 3 * wide.dec_rnn[1].hidden, 3)
+    old_in = src.dec_rnn[1].conv_x.weight.shape[1]
+
+    def from_new_inputs():
+        return wide.dec_rnn[1].conv_x.weight[old_rows][:, old_in:].abs().sum()
+
+    assert from_new_inputs() == 0 and wide.dec_rnn[1].conv_x.weight[old_rows][:, :old_in].abs().sum() > 0
+    wide.train()
+    opt = torch.optim.Adam(wide.parameters(), lr=1e-3)
+    xt = torch.rand(2, 3, 32, 32)
+    out = wide(xt, 4)
+    wide.training_loss(xt, out, 4)[0].backward()
+    opt.step()
+    assert from_new_inputs() > 0
+    with pytest.raises(SystemExit, match="only grow"):
+        tool.widen(src, [4, 16, 16, 16], TINY["dec_channels"])
+    with pytest.raises(SystemExit, match="GRU"):
+        tool.widen(RecurrentCodec(**{**TINY, "cell": "lstm"}), enc, dec)
+    with pytest.raises(SystemExit, match="multiples of 4"):
+        tool.widen(src, enc, [32, 30, 24, 12, 8])
