@@ -97,3 +97,18 @@ def test_integer_network_is_exact_and_close_to_float():
         assert torch.equal(net(z), out)
     finally:
         torch.set_num_threads(2)
+
+
+def test_a_stream_with_words_left_over_or_missing_is_refused(gauss):
+    """Data that passed its chunk's checksum yet is not the stream the encoder wrote (a word added, one
+    dropped, or random words) is refused: the coder must end exactly on its initial state."""
+    from lic.errors import FormatError
+
+    idx = torch.zeros(1, 4, 16, 16, dtype=torch.long) + 30
+    y = torch.round(torch.randn(idx.shape, generator=torch.Generator().manual_seed(2)) * 5)
+    data = gauss.compress(y, idx)
+    assert len(data) >= 8 and torch.equal(gauss.decompress(data, idx), y)
+    rng = np.random.default_rng(3)
+    for bad in (data + b"\x01\x02\x03\x04", data[:-4], data[4:], rng.bytes(len(data))):
+        with pytest.raises(FormatError, match="corrupt .lic file"):
+            gauss.decompress(bad, idx)

@@ -117,6 +117,11 @@ def decode(data: bytes, rows: np.ndarray, tables: dict) -> np.ndarray:
                 start, n = int(offsets[r]), int(lengths[r])  # Python ints: a hostile d must not wrap an int32
                 v[e] = start - 1 - d if below else start + n + d
             out[idx] = v
+        # The encoder's stream ends exactly where its last value ends: words left over or missing leave the
+        # coder off its initial state (data that passed its checksum yet is not this model's stream).
+        consumed = coder.is_empty()
     except (ValueError, RuntimeError, AssertionError) as exc:  # constriction rejects invalid data
         raise FormatError(f"corrupt .lic file: entropy decoding failed ({exc})") from None
+    if not consumed:
+        raise FormatError("corrupt .lic file: an entropy-coded stream does not end where its values do")
     return out.reshape(shape)
