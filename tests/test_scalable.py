@@ -396,3 +396,15 @@ def test_ablation_from_trained_hyperprior_weights(models, image, load_tool):
     assert codec.decode(data, model=flat).size == image.size
     with pytest.raises(SystemExit, match="hyperprior"):
         tool.convert(models["flat"])
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_widening_keeps_every_layer(models, image, variant, load_tool):
+    """tools/widen_recurrent.py on the scalable codec: wider trunks, the same latents, files and images."""
+    src = models[variant]
+    wide = load_tool("widen_recurrent").widen(src, [8, 16, 24, 32], [32, 24, 16, 12, 8]).eval()
+    assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in src.parameters())
+    x = to_tensor(prepare(image).rgb)
+    a, b = src.compress(x, 4, reconstruct=True), wide.compress(x, 4, reconstruct=True)
+    assert a.chunks == b.chunks and torch.allclose(a.x_hat, b.x_hat, atol=1e-5)
+    assert torch.equal(wide.decompress(b.chunks, *x.shape[-2:], 4), b.x_hat)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Widen a trained progressive codec (toderici2017-rnn) without changing what it computes.
+"""Widen a trained recurrent codec (toderici2017-rnn, su2020-rnn-*) without changing what it computes.
 
     python tools/widen_recurrent.py --enc 16,32,96,128 --dec 128,128,128,32,16 --out runs/wide-init/model.safetensors
     lic train --resume runs/wide-init/model.safetensors --name toderici2017-rnn --data DIR --out runs/wide ...
@@ -20,7 +20,8 @@ The gated convolutions of a GRU hold their gates one after the other (z | r | ca
 z | r for ``conv_h``), so the old units of each gate keep their place in that gate's block; the
 decoder's depth-to-space takes channels 4c..4c+3 to channel c, so the new hidden units of a decoder cell
 land after the old ones in the next cell's input.  The bit context model, the binarizer's 32 outputs and
-the image output are unchanged (bits, iterations and the file format stay the same).
+the image output are unchanged (bits, iterations and the file format stay the same).  su2020's trunks are
+the same modules and widen the same way; its latents, gains and hyperprior keep their sizes and weights.
 
 ``--check IMAGE`` codes an image with the source and the widened model (real files) and prints both.
 """
@@ -58,9 +59,9 @@ def widen(src, enc_channels, dec_channels, seed: int = 0) -> torch.nn.Module:
     """The model ``src`` with encoder widths ``enc_channels`` and decoder widths ``dec_channels`` (each at least
     the source's), computing what ``src`` computes."""
     cfg = src.config()
-    if cfg.get("arch") != "RecurrentCodec":
-        raise SystemExit("the source must be a toderici2017-rnn model (RecurrentCodec)")
-    if cfg["cell"] != "gru" or cfg["encoder_cell"] != "gru":
+    if cfg.get("arch") not in ("RecurrentCodec", "ScalableRecurrentCodec"):
+        raise SystemExit("the source must be a recurrent codec (toderici2017-rnn* or su2020-rnn-*)")
+    if cfg["cell"] != "gru" or cfg.get("encoder_cell", "gru") != "gru":
         raise SystemExit("only GRU cells can be widened (the shipped models' cell)")
     enc, dec = list(enc_channels), list(dec_channels)
     if len(enc) != 4 or len(dec) != 5:
@@ -71,11 +72,11 @@ def widen(src, enc_channels, dec_channels, seed: int = 0) -> torch.nn.Module:
         raise SystemExit("decoder widths after the first must be multiples of 4 (depth-to-space)")
     torch.manual_seed(seed)
     dst = build({**cfg, "enc_channels": enc, "dec_channels": dec})
-    old = {k: v.float() for k, v in src.state_dict().items()}
-    new = {k: v.clone().float() for k, v in dst.state_dict().items()}
+    old = {k: v.float() if v.is_floating_point() else v for k, v in src.state_dict().items()}
+    new = {k: v.clone().float() if v.is_floating_point() else v for k, v in dst.state_dict().items()}
     for k, w in new.items():
         v = old[k]
-        if v.shape == w.shape or k.startswith("context."):  # the bit context model and its coding tables
+        if v.shape == w.shape or w.numel() == 0 or k.startswith("context."):  # as before; coding tables
             new[k] = v
             continue
         outs = _positions(v.shape[0], w.shape[0], _blocks(k))
