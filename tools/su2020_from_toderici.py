@@ -98,8 +98,9 @@ def write(model, out: Path, name: str, init: dict, check_image: str | None = Non
     tmp.replace(out)
     print(f"{name} -> {out} (digest {digest.hex()})")
     if check_image:
-        for q, (bpp, psnr) in enumerate(check(zoo.load_weights(out), check_image), 1):
-            print(f"{Path(check_image).name} {q} layers: {bpp:.4f} bpp, {psnr:.2f} dB PSNR")
+        model = zoo.load_weights(out)
+        for q, (bpp, psnr) in enumerate(check(model, check_image), 1):
+            print(f"{Path(check_image).name} {q} {model.prefix_unit}: {bpp:.4f} bpp, {psnr:.2f} dB PSNR")
 
 
 def check(model, image: str) -> list[tuple[float, float]]:

@@ -37,8 +37,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "tools"))
+
 from lic import zoo  # noqa: E402
 from lic.models import build  # noqa: E402
+from su2020_from_toderici import check, write  # noqa: E402  (real files per prefix; saving through a temporary file)
 
 #: gate blocks along the output channels of each GRU convolution
 GATES = {"conv_x": 3, "conv_h": 2, "conv_c": 1}
@@ -113,23 +116,14 @@ def main(argv=None) -> int:
         raise SystemExit("--enc and --dec take comma-separated whole numbers") from None
     src = zoo.load_model(args.source).float().eval()
     model = widen(src, enc, dec, args.seed).eval()
-    name = args.name or src.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    digest = zoo.save_weights(model, tmp, name, extra={"init": {
-        "from": str(args.source), "from_digest": zoo.model_digest(src).hex()[:16], "seed": args.seed,
-        "tool": "tools/widen_recurrent.py"}})
-    tmp.replace(out)
     n_src, n_dst = (sum(p.numel() for p in m.parameters()) for m in (src, model))
-    print(f"{name}: {n_src / 1e6:.2f} M -> {n_dst / 1e6:.2f} M parameters -> {out} (digest {digest.hex()[:16]})")
+    print(f"{n_src / 1e6:.2f} M -> {n_dst / 1e6:.2f} M parameters")
     if args.check:
-        sys.path.insert(0, str(ROOT / "tools"))
-        from su2020_from_toderici import check
-
-        for label, m in (("source", src), ("widened", zoo.load_weights(out))):
-            rows = check(m, args.check)
-            print(f"{label}: " + ", ".join(f"{q} it {bpp:.3f} bpp {psnr:.2f} dB" for q, (bpp, psnr)
-                                           in enumerate(rows, 1) if q in (1, 2, 4, 8, 16)))
+        for q, (bpp, psnr) in enumerate(check(src, args.check), 1):
+            print(f"source: {Path(args.check).name} {q} {src.prefix_unit}: {bpp:.4f} bpp, {psnr:.2f} dB PSNR")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write(model, out, args.name or src.name, {"from": str(args.source), "from_digest": zoo.model_digest(src).hex()[:16],
+                                              "seed": args.seed, "tool": "tools/widen_recurrent.py"}, args.check)
     return 0
 
 
