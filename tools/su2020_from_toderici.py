@@ -103,6 +103,22 @@ def write(model, out: Path, name: str, init: dict, check_image: str | None = Non
             print(f"{Path(check_image).name} {q} {model.prefix_unit}: {bpp:.4f} bpp, {psnr:.2f} dB PSNR")
 
 
+def add_output_arguments(ap: argparse.ArgumentParser) -> None:
+    """--out, --force and --check, as the tools that write converted weights (:func:`write`) take them."""
+    ap.add_argument("--out", required=True, help="weights file to write (.safetensors)")
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--check", metavar="IMAGE",
+                    help="also code IMAGE at every iteration or layer with the file just written")
+
+
+def output_path(args) -> Path:
+    """``--out``, refused before any work when it exists and ``--force`` is not given."""
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise SystemExit(f"{out} exists (use --force)")
+    return out
+
+
 def check(model, image: str) -> list[tuple[float, float]]:
     """(bpp of the real prefix file, PSNR) after each layer, for one image."""
     import numpy as np
@@ -128,13 +144,9 @@ def main(argv=None) -> int:
     ap.add_argument("--step", type=float, default=1.0, help="c_1: quantization steps per median |activation|, layer 1")
     ap.add_argument("--data", required=True, help="folder of training images: crops set the gains")
     ap.add_argument("--crops", type=int, default=32)
-    ap.add_argument("--out", required=True, help="weights file to write (.safetensors)")
-    ap.add_argument("--force", action="store_true")
-    ap.add_argument("--check", metavar="IMAGE", help="also code IMAGE at every layer with the file just written")
+    add_output_arguments(ap)
     args = ap.parse_args(argv)
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise SystemExit(f"{out} exists (use --force)")
+    out = output_path(args)
     crops = sample_crops(args.data, args.crops, 128)
     src = zoo.load_model(args.source).float().eval()
     scale = binarizer_scale(src, crops)

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from lic import zoo  # noqa: E402
 from lic.models import build  # noqa: E402
-from su2020_from_toderici import check, write  # noqa: E402  (real files per prefix; saving through a temporary file)
+from su2020_from_toderici import add_output_arguments, check, output_path, write  # noqa: E402  (shared with that tool)
 
 #: gate blocks along the output channels of each GRU convolution
 GATES = {"conv_x": 3, "conv_h": 2, "conv_c": 1}
@@ -70,7 +70,8 @@ def widen(src, enc_channels, dec_channels, seed: int = 0) -> torch.nn.Module:
     if len(enc) != 4 or len(dec) != 5:
         raise SystemExit("give 4 encoder widths and 5 decoder widths")
     if any(n < o for n, o in zip(enc + dec, cfg["enc_channels"] + cfg["dec_channels"])):
-        raise SystemExit(f"widths can only grow: the source has encoder {cfg['enc_channels']}, decoder {cfg['dec_channels']}")
+        raise SystemExit(f"widths can only grow: the source has encoder {cfg['enc_channels']}, "
+                         f"decoder {cfg['dec_channels']}")
     if any(d % 4 for d in dec[1:]):
         raise SystemExit("decoder widths after the first must be multiples of 4 (depth-to-space)")
     torch.manual_seed(seed)
@@ -102,13 +103,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dec", required=True, help="decoder widths, 5 comma-separated numbers")
     ap.add_argument("--name", help="model name in the file (default: the source's)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the new units' initialization")
-    ap.add_argument("--out", required=True, help="weights file to write (.safetensors)")
-    ap.add_argument("--force", action="store_true")
-    ap.add_argument("--check", metavar="IMAGE", help="also code IMAGE with the source and the file just written")
+    add_output_arguments(ap)  # --out, --force, --check IMAGE (the source is coded too)
     args = ap.parse_args(argv)
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise SystemExit(f"{out} exists (use --force)")
+    out = output_path(args)
     try:
         enc = [int(v) for v in args.enc.split(",")]
         dec = [int(v) for v in args.dec.split(",")]
