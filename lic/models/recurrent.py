@@ -81,6 +81,7 @@ class RecurrentCodec(CompressionModel):
     PAD = 16
     progressive = True
     prefix_unit = "iterations"  # what one chunk is called in messages
+    refinable = True  # compress(..., refine=N): encoder-side search for the bits (lic.models.refine_bits)
 
     def __init__(self, cell: str = "lstm", encoder_cell: str | None = None, reconstruction: str = "additive",
                  iterations: int = 16, bits: int = 32, enc_channels=(16, 32, 64, 64),
@@ -269,8 +270,6 @@ class RecurrentCodec(CompressionModel):
             gain = self._gain(x_hat, t, net)
             x_hat = self._decode_step(bits[t:t + 1].to(dev, dtype), states, x_hat, gain, net)
             yield x_hat
-
-    refinable = True  # compress(..., refine=N): encoder-side search for the bits (lic.models.refine_bits)
 
     def refine_blocks(self, height: int, width: int, quality: int) -> int:
         from .refine_bits import blocks
