@@ -567,3 +567,20 @@ def test_averaged_runs_are_the_mean_of_their_weights_and_code_exactly(tmp_path, 
                    capture_output=True)
     assert sorted(p.name for p in mixed.iterdir()) == ["model.safetensors"]
     assert lic.load_model(str(mixed / "model.safetensors")).config() == model.config()
+
+
+def test_a_published_card_keeps_the_training_history_it_continues(load_tool, tiny_weights):
+    """tools/publish_model.py --train-from: a card's Training lines read back as written (also after an edit by
+    hand), in order, and a new round's keys replace the lines of the same name in place or follow them."""
+    import lic
+
+    pub = load_tool("publish_model")
+    model = lic.load_model(str(tiny_weights))
+    history = {"steps": "1,000 in all", "data": "photos: crops of 64x64", "first round": "-4.0 % (see `x`)"}
+    text = pub.card("tiny", model, history, None)
+    assert pub.training_lines(text) == history
+    edited = text.replace("1,000 in all", "1,000 in all (edited)") + "\n## Later section\n\n- **not**: training\n"
+    merged = {**pub.training_lines(edited), **{"steps": "1,500 in all", "second round": "-2.0 %"}}
+    assert list(merged) == ["steps", "data", "first round", "second round"]
+    assert pub.training_lines(pub.card("tiny", model, merged, None)) == merged
+    assert pub.training_lines("# a card without a Training section\n") == {}

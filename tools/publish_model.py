@@ -11,7 +11,9 @@
 
 ``--train-json`` is a JSON object written by hand for the card's Training section (``lic train`` writes
 ``result.json``, not this): e.g. ``{"start": "...", "data": "...", "steps": 1555, "device": "...", "minutes": 80,
-"command": "lic train ...", "note": "..."}``; each key becomes one line of the card.
+"command": "lic train ...", "note": "..."}``; each key becomes one line of the card.  A new round of weights that
+are already shipped keeps their history with ``--train-from lic/weights/NAME.md``: the card's Training lines come
+first, and the JSON's keys replace the lines of the same name or follow them.
 
 The tensors (and so the digest in every file header) do not change between 1 and 3.  ``--kodak`` also takes
 the JSON of benchmarks/recurrent_kodak.py and scalable_kodak.py (one variant), and the summary.json of
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -144,6 +147,12 @@ def card(name: str, model, train: dict, kodak: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def training_lines(card_text: str) -> dict[str, str]:
+    """The ``- **key**: value`` lines of a card's Training section, in order (what ``card`` wrote, or edited since)."""
+    section = card_text.split("\n## Training\n", 1)[1].split("\n## ", 1)[0] if "\n## Training\n" in card_text else ""
+    return dict(re.findall(r"^- \*\*(.+?)\*\*: (.*)$", section, flags=re.MULTILINE))
+
+
 def _json_object(path: str, flag: str) -> dict:
     try:
         value = json.loads(Path(path).read_text())
@@ -162,6 +171,8 @@ def main() -> int:
     ap.add_argument("--name", default=zoo.DEFAULT_MODEL)
     ap.add_argument("--train-json", help="JSON object written by hand describing the training (data, steps, device, "
                     "command...), one card line per key")
+    ap.add_argument("--train-from", help="an earlier model card (.md) whose Training lines come first; --train-json's "
+                    "keys replace or follow them")
     ap.add_argument("--kodak", help="summary.json written by benchmarks/kodak_rd.py for these weights")
     args = ap.parse_args()
     if args.ckpt.endswith(".pt"):
@@ -174,6 +185,11 @@ def main() -> int:
         model.load_state(src.state_dict())
     model.eval()
     train = _json_object(args.train_json, "--train-json") if args.train_json else {}
+    if args.train_from:
+        try:
+            train = {**training_lines(Path(args.train_from).read_text()), **train}
+        except OSError as exc:
+            raise SystemExit(f"publish_model: --train-from {args.train_from}: {exc.strerror}") from None
     kodak = _json_object(args.kodak, "--kodak") if args.kodak else None
     if kodak and "variants" in kodak:  # benchmarks/attention_kodak.py measures both variants in one summary
         entropy = getattr(model, "entropy", None)
