@@ -15,9 +15,10 @@ import lic
 from lic import codec, container, ratecontrol, zoo
 from lic.cli import main
 from lic.errors import FormatError, InputError, ModelError
-from lic.imageio import from_tensor, prepare, to_tensor
+from lic.imageio import prepare, to_tensor
 from lic.models import RecurrentCodec
 from lic.models.recurrent import CELLS, RECONSTRUCTIONS
+from layered import boundaries, check_every_prefix, reconstructions
 
 TINY = {"iterations": 5, "bits": 8, "enc_channels": [8, 16, 16, 16], "dec_channels": [16, 16, 16, 8, 8],
         "context_hidden": [8, 8]}
@@ -45,39 +46,8 @@ def image(photos):
     return photos["astronaut"].crop((40, 20, 123, 81))  # 83×61: not a multiple of 16
 
 
-def boundaries(data: bytes) -> list[int]:
-    """File offsets just after each chunk (checked against the layout in test_container)."""
-    ends = container.read(data).ends
-    assert ends[-1] == len(data)
-    return ends
-
-
-def reconstructions(model, img, n):
-    with torch.no_grad():
-        comp = model.compress(to_tensor(prepare(img).rgb), n, reconstruct=True)
-    return comp, [from_tensor(x) for x in comp.extra["x_hats"]]
-
-
 def test_every_prefix_decodes_to_the_encoders_reconstruction(rnn, image):
-    n = rnn.qualities[-1]
-    data = lic.compress(image, model=rnn, quality=n)
-    comp, recs = reconstructions(rnn, image, n)
-    assert container.read(data).model_chunks() == comp.chunks
-    ends = boundaries(data)
-    for k in range(1, n + 1):
-        by_layers = np.asarray(codec.decode(data, model=rnn, layers=k))
-        assert np.array_equal(by_layers, recs[k - 1]), k
-        # a file cut at the chunk boundary (head -c N) decodes to the same image
-        cut = data[:ends[k - 1]]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            by_cut = np.asarray(codec.decode(cut, model=rnn))
-        assert np.array_equal(by_cut, by_layers), k
-        assert (k < n) == any("truncated" in str(w.message) for w in caught)
-        # the same as compressing with k iterations in the first place
-        assert container.read(lic.compress(image, model=rnn, quality=k)).model_chunks() == comp.chunks[:k]
-    with pytest.warns(UserWarning, match="the file holds 5 iterations"):
-        assert np.array_equal(np.asarray(lic.decompress(data, model=rnn, layers=99)), recs[-1])
+    check_every_prefix(rnn, image, "iterations")
 
 
 def test_cut_inside_a_chunk_warns_and_decodes_the_complete_ones(rnn, image):

@@ -16,8 +16,9 @@ import lic
 from lic import codec, container, metrics, ratecontrol, zoo
 from lic.cli import main
 from lic.errors import FormatError, InputError, ModelError
-from lic.imageio import from_tensor, prepare, to_tensor
+from lic.imageio import prepare, to_tensor
 from lic.models import ScalableRecurrentCodec, build
+from layered import boundaries, check_every_prefix, reconstructions
 
 TINY = {"lambdas": [0.01, 0.02, 0.04, 0.08], "enc_channels": [8, 8, 16, 16], "dec_channels": [16, 16, 16, 8, 8],
         "latent": 8, "hyper": 8, "hyper_hidden": 8}
@@ -49,43 +50,15 @@ def image(photos):
     return photos["astronaut"].crop((40, 20, 123, 81))  # 83×61: not a multiple of 64
 
 
-def boundaries(data: bytes) -> list[int]:
-    """File offsets just after each chunk (checked against the layout in test_container)."""
-    ends = container.read(data).ends
-    assert ends[-1] == len(data)
-    return ends
-
-
-def reconstructions(model, img, n):
-    comp = model.compress(to_tensor(prepare(img).rgb), n, reconstruct=True)
-    return comp, [from_tensor(x) for x in comp.extra["x_hats"]]
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_prefix_decodes_to_the_encoders_reconstruction(models, image, variant):
     m = models[variant]
-    n = m.qualities[-1]
-    assert n == 4 and m.progressive
-    data = lic.compress(image, model=m, quality=n)
-    comp, recs = reconstructions(m, image, n)
-    assert container.read(data).model_chunks() == comp.chunks
-    ends = boundaries(data)
-    x = to_tensor(prepare(image).rgb)
-    for k in range(1, n + 1):
-        by_layers = np.asarray(codec.decode(data, model=m, layers=k))
-        assert np.array_equal(by_layers, recs[k - 1]), k
-        assert torch.equal(m.decompress(comp.chunks[:k], *x.shape[-2:], n), comp.extra["x_hats"][k - 1])
-        cut = data[:ends[k - 1]]  # a file cut at a chunk boundary (head -c N)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            assert np.array_equal(np.asarray(codec.decode(cut, model=m)), by_layers), k
-        assert (k < n) == any("truncated" in str(w.message) for w in caught)
-        # the same chunks as compressing k layers in the first place
-        assert container.read(lic.compress(image, model=m, quality=k)).model_chunks() == comp.chunks[:k]
-    with pytest.warns(UserWarning, match="the file holds 4 layers"):
-        assert np.array_equal(np.asarray(lic.decompress(data, model=m, layers=99)), recs[-1])
-    psnrs = [metrics.psnr(np.asarray(image), r) for r in recs]
-    assert all(np.isfinite(psnrs))
+    assert m.qualities[-1] == 4 and m.progressive
+    comp, recs = check_every_prefix(m, image, "layers")
+    h, w = to_tensor(prepare(image).rgb).shape[-2:]
+    for k in range(1, 5):  # the model's own decompress, before the 8-bit conversion
+        assert torch.equal(m.decompress(comp.chunks[:k], h, w, 4), comp.extra["x_hats"][k - 1])
+    assert all(np.isfinite(metrics.psnr(np.asarray(image), r)) for r in recs)
 
 
 def test_truncated_and_corrupted_files(models, weights, image, tmp_path, capsys):
