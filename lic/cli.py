@@ -191,7 +191,7 @@ def cmd_compress(args) -> int:
                   f"({h.width}x{h.height} {h.mode}, {h.model} q{h.quality}{synthesis})", file=report)
         else:
             c = choice.chosen
-            level = f"{c.quality} {model.prefix_unit}" if model.progressive else f"q{c.quality}"
+            level = codec.count(c.quality, model.prefix_unit) if model.progressive else f"q{c.quality}"
             note = "" if choice.reached else f", target {args.psnr:g} dB not reached"
             print(f"{names}: {_fmt_size(len(c.data))}, {c.bpp:.4f} bpp, PSNR {c.psnr:.2f} dB "
                   f"({h.width}x{h.height} {h.mode}, {h.model} {level}{synthesis}{note})", file=report)

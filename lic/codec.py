@@ -121,7 +121,7 @@ def _model_for(header: Header, model=None, device=None) -> CompressionModel:
     return m
 
 
-def _count(n: int, unit: str) -> str:
+def count(n: int, unit: str) -> str:
     """'1 iteration', '3 layers' (``unit`` in the plural)."""
     return f"{n} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
 
@@ -131,8 +131,8 @@ def truncation_note(f: container.LicFile, n: int, unit: str) -> str:
     prefix, as ``head -c`` at a boundary makes) or inside a chunk (cut mid-way, or damaged)."""
     total = f.header.n_chunks - (len(f.chunks) - n)  # the data chunks of the complete file
     if f.partial:
-        return f"truncated file: decoding the {_count(n, 'complete ' + unit)} (it ends inside {unit[:-1]} {n + 1})"
-    return f"truncated file: it ends after {n} of {_count(total, unit)}, at a chunk boundary: decoding those"
+        return f"truncated file: decoding the {count(n, 'complete ' + unit)} (it ends inside {unit[:-1]} {n + 1})"
+    return f"truncated file: it ends after {n} of {count(total, unit)}, at a chunk boundary: decoding those"
 
 
 @dataclass
@@ -165,7 +165,7 @@ def decode_file(data: bytes, model=None, layers: int | None = None, device=None)
         if layers < 1:
             raise ModelError(f"--iterations/--layers must be at least 1, got {layers}")
         if layers > len(chunks) and not f.truncated:  # a truncated file has warned already
-            warnings.warn(f"--iterations/--layers {layers}: the file holds {len(chunks)} {m.prefix_unit}; "
+            warnings.warn(f"--iterations/--layers {layers}: the file holds {count(len(chunks), m.prefix_unit)}; "
                           f"decoding all of them", stacklevel=2)
         chunks = chunks[:layers]
     alpha = None
@@ -179,7 +179,7 @@ def decode_file(data: bytes, model=None, layers: int | None = None, device=None)
         icc = decode_icc(icc)
     with torch.inference_mode():
         x_hat = m.decompress(chunks, h.height, h.width, h.quality, h.params)
-    prefix = f"{len(chunks)} {m.prefix_unit}" if m.progressive else None
+    prefix = count(len(chunks), m.prefix_unit) if m.progressive else None
     return Decoded(assemble(from_tensor(x_hat), h.mode, alpha, icc), prefix)
 
 

@@ -300,6 +300,9 @@ def test_cli_rate_control_decompress_iterations_and_info(rnn_weights, rnn, image
                  "--iterations", "3"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("RGB, 3 iterations")
     assert main(["decompress", str(out), "-o", str(png), "--force", "--model", str(rnn_weights),
+                 "--iterations", "1"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("RGB, 1 iteration")
+    assert main(["decompress", str(out), "-o", str(png), "--force", "--model", str(rnn_weights),
                  "--iterations", "9"]) == 0
     cap = capsys.readouterr()
     assert cap.out.rstrip().endswith("RGB, 5 iterations")
