@@ -12,9 +12,10 @@ import os
 import re
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError, Interrupted, LicError, OutputError
+from .errors import FormatError, InputError, Interrupted, LicError, OutputError
 from .files import make_folders, remove_empty, write_atomic
 
 PROG = "lic"
@@ -49,6 +50,15 @@ def _fmt_size(n: int) -> str:
 
 #: the file name that stands for standard input (as INPUT) or standard output (as -o), as in cwebp or gzip
 STDIO = "-"
+
+
+@contextmanager
+def _naming(source):
+    """A damaged or foreign .lic file's error names the file, as the folder modes do."""
+    try:
+        yield
+    except FormatError as exc:
+        raise FormatError(f"{source}: {exc}") from None
 
 
 def _read_stdin(what: str) -> bytes:
@@ -218,10 +228,11 @@ def cmd_decompress(args) -> int:
         check_output(out, args.force, () if from_stdin else (src,))
         fmt = _pil_format(out)
     data = _read_stdin("a .lic file") if from_stdin else src.read_bytes()
-    h = codec.read_header(data).header
-    if not to_stdout:
-        _check_format_keeps(out, fmt, h.mode)  # before the decode, not after it
-    dec = codec.decode_file(data, model=args.model, layers=args.layers, device=args.device)
+    with _naming("stdin" if from_stdin else src):
+        h = codec.read_header(data).header
+        if not to_stdout:
+            _check_format_keeps(out, fmt, h.mode)  # before the decode, not after it
+        dec = codec.decode_file(data, model=args.model, layers=args.layers, device=args.device)
     img = dec.image
     if to_stdout:
         buf = io.BytesIO()
@@ -329,7 +340,8 @@ def cmd_info(args) -> int:
         raise InputError(f"{src}: no such file")
     else:
         data = src.read_bytes()
-    f = container.read(data)
+    with _naming(src):
+        f = container.read(data)
     h = f.header
     px = h.width * h.height
     print(f"file      {src} ({_fmt_size(len(data))}, {8 * len(data) / px:.4f} bpp)")

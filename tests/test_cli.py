@@ -296,6 +296,8 @@ def test_bad_decompress_input(tmp_path, lic_file, tiny_weights, photo_file, case
     rc, _, err = run("decompress", src, "-o", out, *extra)
     one_line_error(rc, err)
     assert listing(tmp_path) == before
+    if case in ("truncated", "corrupted", "not_lic", "empty"):  # what is wrong with the file, and which file
+        assert f"lic: error: {src}: " in err
     if case == "other_weights":
         assert "other weights" in err
     if case in ("truncated",):
