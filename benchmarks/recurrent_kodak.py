@@ -7,8 +7,8 @@ bpp, RGB PSNR, MS-SSIM, and the bits of iteration k without entropy coding (32 p
 block), as coded (chunk bytes) and ideal under the integer tables.  Encode / decode wall
 seconds at 2, 8 and 16 iterations (on the first ``--timing-images`` images), with a check
 that every decoded image equals the encoder's reconstruction.  Then the speed of the default
-size beside twice its widths and the paper's size (random weights: speed does not depend on them) on a
-768×512 image.
+size beside the shipped toderici2017-rnn's widths, twice the default widths and the paper's size (random
+weights: speed does not depend on them) on a 768×512 image.
 
     python benchmarks/recurrent_kodak.py --weights runs/rnn/model.safetensors [more.safetensors ...]
            [--kodak ../shared/data/kodak] [--images 24] [--timing-images 4] [--threads 2] [--exact]
@@ -126,14 +126,16 @@ def timings(model, img, exact: bool = False, refine: int = 0) -> dict:
 
 
 def speed(iterations: int = 8, paper_iterations: int = 2) -> dict:
-    """Default size beside twice its widths and the paper's size, random weights, one 768×512 image."""
+    """Default size beside the shipped model's widths, twice the default widths and the paper's size, random
+    weights, one 768×512 image."""
     torch.manual_seed(0)
     x = torch.rand(1, 3, 512, 768)
     base = RecurrentCodec().cfg
     double = {k: [2 * c for c in base[k]] for k in ("enc_channels", "dec_channels")}
+    shipped = {k: v for k, v in zoo.load_model("toderici2017-rnn").config().items() if k != "arch"}
     res = {}
-    for label, cfg, iterations in (("default", {}, iterations), ("2x-width", double, iterations),
-                                   ("paper", dict(PAPER), paper_iterations)):
+    for label, cfg, iterations in (("default", {}, iterations), ("shipped", shipped, iterations),
+                                   ("2x-width", double, iterations), ("paper", dict(PAPER), paper_iterations)):
         m = RecurrentCodec(**cfg).eval()
         m.update()
         macs = macs_per_pixel(m)
