@@ -149,7 +149,8 @@ def card(name: str, model, train: dict, kodak: dict | None) -> str:
 
 def training_lines(card_text: str) -> dict[str, str]:
     """The ``- **key**: value`` lines of a card's Training section, in order (what ``card`` wrote, or edited since)."""
-    section = card_text.split("\n## Training\n", 1)[1].split("\n## ", 1)[0] if "\n## Training\n" in card_text else ""
+    _, found, rest = card_text.partition("\n## Training\n")
+    section = rest.split("\n## ", 1)[0] if found else ""
     return dict(re.findall(r"^- \*\*(.+?)\*\*: (.*)$", section, flags=re.MULTILINE))
 
 
