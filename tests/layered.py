@@ -49,3 +49,24 @@ def check_every_prefix(model, image, unit: str):
     with pytest.warns(UserWarning, match=f"the file holds {n} {unit}"):
         assert np.array_equal(np.asarray(lic.decompress(data, model=model, layers=99)), recs[-1])
     return comp, recs
+
+
+def train_steps(model, steps: int, size: int):
+    """A few Adam steps of ``model``'s own training loss (all its layers) on random ``size``² crops: every
+    gradient and every loss term stays finite, and each step's forward pass returns one reconstruction per
+    layer.  Returns the model, still in training mode."""
+    torch.manual_seed(0)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(2, 3, size, size)
+    for _ in range(steps):
+        q = model.training_quality(None)
+        out = model(x, q)
+        assert len(out["x_hats"]) == q
+        terms = model.training_loss(x, out, q)  # loss, bpp, distortion
+        opt.zero_grad()
+        terms[0].backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        opt.step()
+        assert all(np.isfinite(t.item()) for t in terms)
+    return model

@@ -18,7 +18,7 @@ from lic.errors import FormatError, InputError, ModelError
 from lic.imageio import prepare, to_tensor
 from lic.models import RecurrentCodec
 from lic.models.recurrent import CELLS, RECONSTRUCTIONS
-from layered import boundaries, check_every_prefix, reconstructions
+from layered import boundaries, check_every_prefix, reconstructions, train_steps
 
 TINY = {"iterations": 5, "bits": 8, "enc_channels": [8, 16, 16, 16], "dec_channels": [16, 16, 16, 8, 8],
         "context_hidden": [8, 8]}
@@ -316,22 +316,7 @@ def test_cli_rate_control_decompress_iterations_and_info(rnn_weights, rnn, image
 
 
 def _train_steps(cfg, steps=2, size=32):
-    torch.manual_seed(0)
-    m = RecurrentCodec(**cfg).train()
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
-    x = torch.rand(2, 3, size, size)
-    losses = []
-    for _ in range(steps):
-        q = m.training_quality(None)
-        out = m(x, q)
-        loss, bpp, mse = m.training_loss(x, out, q)
-        opt.zero_grad()
-        loss.backward()
-        assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
-        opt.step()
-        losses.append((loss.item(), bpp.item(), mse.item()))
-    assert np.isfinite(losses).all()
-    return m
+    return train_steps(RecurrentCodec(**cfg), steps, size)
 
 
 @pytest.mark.parametrize("cell", CELLS)
