@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lic import zoo  # noqa: E402
+from lic.codec import count  # noqa: E402
 from lic.models import build  # noqa: E402
 
 
@@ -59,7 +60,7 @@ def _intro(model) -> list[str]:
 
 def _kodak_rows(kodak: dict) -> list[str]:
     if "qualities" in kodak:  # benchmarks/kodak_rd.py
-        lines = [f"Measured with `{kodak['command']}` ({kodak['threads']} threads, torch {kodak['torch']}, "
+        lines = [f"Measured with `{kodak['command']}` ({count(kodak['threads'], 'threads')}, torch {kodak['torch']}, "
                  f"{kodak['cpu']}); peak memory by {kodak['memory_method']}."
                  + (f" Timing: {kodak['timing']}; allocator: {kodak['allocator']}." if "timing" in kodak else ""), "",
                  "| quality | bpp | PSNR (dB) | MS-SSIM | MS-SSIM (dB) | file vs estimate | encode s | decode s | "
@@ -79,7 +80,7 @@ def _kodak_rows(kodak: dict) -> list[str]:
     if "attention_variant" in kodak:  # benchmarks/attention_kodak.py, reduced to this model's variant in main()
         v = kodak["attention_variant"]
         vs = kodak.get("versus", {}).get("codec")
-        lines = [f"Measured with `{kodak['command']}` on {kodak['images']} images ({kodak['threads']} threads, "
+        lines = [f"Measured with `{kodak['command']}` on {kodak['images']} images ({count(kodak['threads'], 'threads')}, "
                  f"torch {kodak['torch']}, {kodak['cpu']}).  Colour kept: the decoded image's mean chroma strength "
                  "over the original's (1 = all of it)."
                  + (f"  {v['reused_measurements']} of the {kodak['images'] * len(v['qualities'])} measurements were "
@@ -115,7 +116,7 @@ def _kodak_rows(kodak: dict) -> list[str]:
     env = kodak.get("env", {})
     if "layers" in kodak:  # benchmarks/scalable_kodak.py (one variant's JSON): one row per layer
         lines = [f"Measured with `python benchmarks/scalable_kodak.py --hyper ...` on {kodak['images']} images "
-                 f"({env.get('threads')} threads, torch {env.get('torch')}, {env.get('cpu')}). bpp from the real "
+                 f"({count(env.get('threads'), 'threads')}, torch {env.get('torch')}, {env.get('cpu')}). bpp from the real "
                  "prefix files (header included); every decoded prefix equals the encoder's reconstruction.", "",
                  "| layers | bpp | PSNR (dB) | MS-SSIM | hyper-latent share | coded / ideal | encode s (all layers) | "
                  "decode s |", "|---|---|---|---|---|---|---|---|"]
@@ -126,7 +127,7 @@ def _kodak_rows(kodak: dict) -> list[str]:
         return lines
     # benchmarks/recurrent_kodak.py: one row per iteration (the real prefix file of the same encode)
     lines = [f"Measured with `python benchmarks/recurrent_kodak.py --weights ...` on {kodak['images']} images "
-             f"({env.get('threads')} threads, torch {env.get('torch')}, {env.get('cpu')}). bpp from the real prefix "
+             f"({count(env.get('threads'), 'threads')}, torch {env.get('torch')}, {env.get('cpu')}). bpp from the real prefix "
              "files (header included); bits without entropy coding are the binarizer's 32 per 16×16 block.", "",
              "| iterations | bpp | PSNR (dB) | MS-SSIM | bits coded / raw |", "|---|---|---|---|---|"]
     for k, v in kodak["iterations"].items():
