@@ -7,7 +7,7 @@
 #
 # Here, once per session (measured 2026-12-04, the first GPU round: the shipped weights, ~41 MiB, plus
 # train_pack, ~20 MiB, were refused as over the 64 MiB the device tool carries, so they step aside):
-#   python tools/gpu_pack.py --out .data/pack && tools/device_wheels.sh     # 1,217 crops of 256², 39.6 MiB
+#   python tools/gpu_pack.py --out .data/pack && tools/device_wheels.sh     # 1,151 crops of 256², 37.1 MiB
 #   tools/gpu_stash.sh save       # shipped weights -> .resume/ (the models trained) and .stash/ (all)
 # Device tool:
 #   run(command="DATA=.data/pack MINUTES=7.5 MODELS='bmshj2018-hyperprior toderici2017-rnn su2020-rnn-hyperprior' bash tools/gpu_round.sh",

@@ -16,7 +16,19 @@ case "${1:-}" in
       [ -f ".resume/$m.safetensors" ] || cp "lic/weights/$m.safetensors" ".resume/$m.safetensors"
     done
     mv lic/weights/*.safetensors .stash/
-    echo "weights moved to .stash/; .resume/ holds: $(ls .resume | tr '\n' ' ')" ;;
+    echo "weights moved to .stash/; .resume/ holds: $(ls .resume | tr '\n' ' ')"
+    # what the device call will carry: the working tree git sees (tracked and untracked-not-ignored files)
+    # and the ignored folders named in carry (stat skips the weights just moved away); over 64 MiB the call
+    # is refused after the machine has started
+    tree=$(set +o pipefail; { git ls-files -z; git ls-files -z -o --exclude-standard; } | xargs -0 -r stat -c %s -- 2>/dev/null \
+            | awk '{s += $1} END {print s + 0}')
+    carried=$(set +o pipefail; du -scb .data/pack .whl .resume 2>/dev/null | tail -n 1 | cut -f1)
+    total=$((tree + carried))
+    echo "carry: $((total / 1048576)) MiB of 64 (working tree $((tree / 1048576)), .data/pack + .whl + .resume $((carried / 1048576)))"
+    if [ "$total" -gt $((64 * 1048576)) ]; then
+      echo "too much to carry: tools/gpu_stash.sh restore, then a smaller pack (python tools/gpu_pack.py --mib N) or fewer MODELS" >&2
+      exit 1
+    fi ;;
   restore)
     ls .stash/*.safetensors >/dev/null 2>&1 || { echo "nothing in .stash/"; exit 1; }
     mv .stash/*.safetensors lic/weights/
