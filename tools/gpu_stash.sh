@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make room in what the device tool carries (64 MiB in all, tracked files included): the shipped weights
-# (lic/weights/*.safetensors, ~41 MiB) plus a training pack do not fit.  Before a GPU round:
+# (lic/weights/*.safetensors, ~43 MiB) plus a training pack do not fit.  Before a GPU round:
 #   tools/gpu_stash.sh save      # copies the weights of MODELS into .resume/ (unless one is there already),
 #                                # then moves every shipped weights file into .stash/
 # and straight after the device call returns:
