@@ -18,8 +18,8 @@ case "${1:-}" in
     mv lic/weights/*.safetensors .stash/
     echo "weights moved to .stash/; .resume/ holds: $(ls .resume | tr '\n' ' ')"
     # what the device call will carry: the working tree git sees (tracked and untracked-not-ignored files)
-    # and the ignored folders named in carry (stat skips the weights just moved away); over 64 MiB the call
-    # is refused after the machine has started
+    # and the ignored folders named in carry (stat skips the weights just moved away); the device tool carries
+    # 64 MiB at most, so a round over it is stopped here, before any device time is spent
     tree=$(set +o pipefail; { git ls-files -z; git ls-files -z -o --exclude-standard; } | xargs -0 -r stat -c %s -- 2>/dev/null \
             | awk '{s += $1} END {print s + 0}')
     carried=$(set +o pipefail; du -scb .data/pack .whl .resume 2>/dev/null | tail -n 1 | cut -f1)
