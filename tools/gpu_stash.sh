@@ -26,7 +26,8 @@ case "${1:-}" in
     total=$((tree + carried))
     echo "carry: $((total / 1048576)) MiB of 64 (working tree $((tree / 1048576)), .data/pack + .whl + .resume $((carried / 1048576)))"
     if [ "$total" -gt $((64 * 1048576)) ]; then
-      echo "too much to carry: tools/gpu_stash.sh restore, then a smaller pack (python tools/gpu_pack.py --mib N) or fewer MODELS" >&2
+      mv .stash/*.safetensors lic/weights/
+      echo "too much to carry: weights put back in lic/weights/; make a smaller pack (python tools/gpu_pack.py --mib N) or name fewer MODELS" >&2
       exit 1
     fi ;;
   restore)
