@@ -264,6 +264,18 @@ def test_parallel_jobs_give_the_same_bytes(image_dir, tmp_path):
     assert key(_rows(tmp_path / "s" / "per_image.csv")) == key(_rows(tmp_path / "p" / "per_image.csv"))
 
 
+def test_summary_lists_codecs_in_the_order_asked_not_the_order_measured(image_dir, tmp_path):
+    """Tables and plots follow the --codecs order, whatever order the jobs finished or the CSV was rewritten in."""
+    out = tmp_path / "res"
+    quiet = dict(limit=1, progress=False, log=lambda m: None)
+    runner.run_bench(image_dir, ["webp@q30"], out, **quiet)
+    runner.run_bench(image_dir, ["jpeg@q30", "webp@q30"], out, **quiet)  # jpeg's rows come after webp's in the CSV
+    assert [r["codec"] for r in _rows(out / "per_image.csv")] == ["webp", "jpeg"]
+    assert list(json.loads((out / "summary.json").read_text())["codecs"]) == ["jpeg", "webp"]
+    runner.run_bench(image_dir, ["webp@q30"], out, **quiet)  # a run of one codec keeps the others, after it
+    assert list(json.loads((out / "summary.json").read_text())["codecs"]) == ["webp", "jpeg"]
+
+
 def test_lic_codec_adapter_runs_in_the_main_process(image_dir, tmp_path, monkeypatch):
     """``lic:MODEL`` uses lic.compress / lic.decompress / load_model(...).qualities (faked here)."""
     import io

@@ -32,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..data import display_name
 from ..errors import InputError, OutputError
@@ -167,13 +167,17 @@ def _mean(vals: list[float]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def summarize(rows: list[dict]) -> dict[str, list[dict]]:
-    """Per codec (in first-seen order), per setting (by increasing bpp): means over images."""
-    groups: dict[str, dict[str, list[dict]]] = {}
+def summarize(rows: list[dict], order: Iterable[str] = ()) -> dict[str, list[dict]]:
+    """Per codec (those named in ``order`` first, in that order, then the rest in first-seen order), per setting
+    (by increasing bpp): means over images.  ``order`` keeps tables and plots in the same order from run to run:
+    rows arrive in the order parallel jobs finish, and a re-measured codec's rows move to the end of the CSV."""
+    groups: dict[str, dict[str, list[dict]]] = {name: {} for name in order}
     for r in rows:
         groups.setdefault(r["codec"], {}).setdefault(r["setting"], []).append(r)
     out: dict[str, list[dict]] = {}
     for codec, by_setting in groups.items():
+        if not by_setting:  # named in ``order`` but not measured
+            continue
         points = []
         for setting, rs in by_setting.items():
             p: dict = {"setting": setting, "n": len(rs)}
@@ -201,9 +205,10 @@ def write_summary(out_dir: Path, rows: list[dict], meta: dict) -> Path:
         except (OSError, ValueError, AttributeError):
             old_meta = {}
     descriptions = {**old_meta.get("codecs", {}), **meta.get("codecs", {})}
+    order = [*meta.get("codecs", {}), *old_meta.get("codecs", {})]  # this run's codecs as listed, then earlier ones
     meta = {**old_meta, **meta, "codecs": descriptions}
     meta["n_images"] = len({r["image"] for r in rows})
-    summary = {"meta": meta, "codecs": summarize(rows)}
+    summary = {"meta": meta, "codecs": summarize(rows, order=order)}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=1, allow_nan=False))
     os.replace(tmp, path)
