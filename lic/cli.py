@@ -391,7 +391,8 @@ def cmd_models(args) -> int:
                   f"({cfg.get('bits')} bits per 16x16 block each, before entropy coding)")
         elif cfg.get("arch") == "ScalableRecurrentCodec":
             prior = "RNN hyperprior" if cfg.get("hyperprior") else "factorized prior per layer"
-            print(f"  architecture  {cfg.get('arch')}  {cfg.get('cell')} cells, {prior}, progressive")
+            print(f"  architecture  {cfg.get('arch')}  {cfg.get('cell')} cells, {prior}, progressive, "
+                  f"loss {cfg.get('loss', 'mse')}")
             print(f"  qualities     1..{len(lams)} layers  (layer-wise λ = {', '.join(f'{l:g}' for l in lams)})")
         else:
             extra = ""

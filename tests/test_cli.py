@@ -107,6 +107,11 @@ def test_models_describes_progressive_models(tmp_path, monkeypatch, capsys):
                                 hyper_hidden=8)
     zoo.save_weights(su.eval(), tmp_path / "su.safetensors", name="su2020-rnn-hyperprior")
     (tmp_path / "su.md").write_text("# card")
+    su_ms = ScalableRecurrentCodec(enc_channels=(8, 8, 8, 8), dec_channels=(8, 8, 8, 8, 8), latent=8, hyper=8,
+                                   hyper_hidden=8, loss="ms-ssim")
+    layers = {str(k): {"bpp": k / 4, "psnr": 25 + k, "ms_ssim": 0.95} for k in range(1, 5)}
+    zoo.save_weights(su_ms.eval(), tmp_path / "su_ms.safetensors", name="su2020-rnn-hyperprior-msssim",
+                     extra={"kodak": layers})
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
     assert main(["models"]) == 0
     out = capsys.readouterr().out
@@ -117,7 +122,10 @@ def test_models_describes_progressive_models(tmp_path, monkeypatch, capsys):
     assert "MS-SSIM" not in kodak_line and f"loss {rnn.loss_kind}" in blocks["2017-rnn"]
     # a model trained for MS-SSIM says so, and lists its MS-SSIM beside the PSNR
     assert "loss log-ms-ssim" in blocks["2017-rnn-msssim"] and "/ MS-SSIM 0.9000" in blocks["2017-rnn-msssim"]
-    assert "RNN hyperprior, progressive" in out and "1..4 layers" in out and "N=None" not in out
+    assert "RNN hyperprior, progressive, loss mse" in out and "1..4 layers" in out and "N=None" not in out
+    su_blocks = {b.splitlines()[0].split()[0]: b for b in ("\n" + out).split("\nsu2020")[1:]}
+    assert "loss ms-ssim" in su_blocks["-rnn-hyperprior-msssim"]
+    assert "q4: 1.000 bpp / 29.00 dB / MS-SSIM 0.9500" in su_blocks["-rnn-hyperprior-msssim"]
     assert f"model card    {tmp_path / 'su.md'}" in out
 
 
