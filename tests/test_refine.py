@@ -131,11 +131,11 @@ def test_scalable_refinement_lowers_the_loss_of_the_whole_file(photos):
     img = photos["astronaut"].crop((100, 60, 220, 150))
     before = zoo.state_digest(m.state_dict())
     plain, j0 = layered(m, img, 0)
-    refined, j1 = layered(m, img, 10)
+    refined, j1 = layered(m, img, 20)  # 10 steps gained only 0.4 % with some weights
     assert len(refined) == len(plain) == m.layers and j1 < 0.99 * j0
-    assert layered(m, img, 10)[0] == refined
+    assert layered(m, img, 20)[0] == refined
     assert zoo.state_digest(m.state_dict()) == before and all(p.grad is None for p in m.parameters())
-    choice = lic.ratecontrol.encode(img, m, bpp=8 * len(refined[1]) / (120 * 90), refine=10)
+    choice = lic.ratecontrol.encode(img, m, bpp=8 * len(refined[1]) / (120 * 90), refine=20)
     assert choice.chosen.data == refined[1]  # rate control picks among the refined prefixes
 
 
