@@ -59,7 +59,7 @@ ANCHORS = ROOT.parent / "shared" / "anchors"
 BPG = ("bpg_444_x265_ycbcr", "kodak_rd.csv", "BPG 4:4:4 (published)")
 PAPER = {"hyper": ("su2020-rnn-hyper", "kodak_rd_plus_external.csv", "Su 2020 with hyperprior (paper)"),
          "flat": ("su2020-rnn-nohyper", "kodak_rd_plus_external.csv", "Su 2020 without hyperprior (paper)")}
-LABEL = {"hyper": "su2020-rnn-hyperprior (ours)", "flat": "su2020-rnn-factorized (ours)"}
+LABEL = {"hyper": "su2020-rnn-hyperprior", "flat": "su2020-rnn-factorized"}  # untrained / unnamed weights
 METRICS = ("psnr", "ms_ssim_db")
 FIELDS = ["image", "layer", "bytes", "bpp", "psnr", "ms_ssim", "hyper_bits", "ideal_bits", "coded_bits",
           "encode_s", "decode_s"]
@@ -130,17 +130,23 @@ def _at_rate(curve: Curve, metric: str, bpp: float) -> float | None:
     return float(PchipInterpolator(np.log(x), y)(np.log(bpp)))
 
 
+def _label(variant: str, result: dict) -> str:
+    """How a measured variant is named in the comparisons: the model name its weights record (an MS-SSIM
+    fine-tune is not the MSE model), else the variant's default name."""
+    return f"{result.get('model') or LABEL[variant]} (ours)"
+
+
 def comparisons(variants: dict, progressive: dict | None, previous: dict | None = None) -> dict:
     """The issue's BD-rates and point checks, from the measured per-layer means; ``previous``: a result of
     earlier weights (``--previous``) that every variant is also compared with."""
-    ours = {v: _curve_of_layers(LABEL[v], r["layers"]) for v, r in variants.items()}
+    ours = {v: _curve_of_layers(_label(v, r), r["layers"]) for v, r in variants.items()}
     bpg = _published(BPG[0], BPG[1])
     papers = {v: _published(*PAPER[v][:2]) for v in ours}
     pairs = []  # (anchor label, anchor curve, test curve)
     for v, c in ours.items():
         pairs += [(BPG[2], bpg, c), (PAPER[v][2], papers[v], c)]
     if "hyper" in ours and "flat" in ours:
-        pairs.append((LABEL["hyper"], ours["hyper"], ours["flat"]))
+        pairs.append((ours["hyper"].name, ours["hyper"], ours["flat"]))
     if progressive:
         name = f"{progressive.get('variant', 'progressive codec')} (binary, progressive)"
         prog = _curve_of_layers(name, progressive["iterations"])

@@ -569,3 +569,30 @@ def test_bench_on_a_users_folder_sub_folders_odd_names_lossless_exif_and_dark_16
     jpeg = summary["codecs"]["jpeg"][0]
     finite = [float(r["psnr"]) for r in rows if math.isfinite(float(r["psnr"]))]
     assert jpeg["psnr"] == pytest.approx(np.mean(finite)) and jpeg["lossless_images"] == len(rows) - len(finite) >= 1
+
+
+def test_scalable_kodak_names_measured_weights_by_their_model(tmp_path):
+    """benchmarks/scalable_kodak.py labels each measured curve with the model its weights record: an MS-SSIM
+    fine-tune's comparisons must not read as the shipped MSE model's."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "scalable_kodak.py"
+    spec = importlib.util.spec_from_file_location("scalable_kodak_under_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def result(model, shift):
+        layers = {str(k): {"bpp": 0.1 * k, "psnr": 24.0 + 2 * k + shift, "ms_ssim": 0.9 + 0.02 * k + shift / 100}
+                  for k in range(1, 5)}
+        return {"model": model, "layers": layers, "weights": f"{model}.safetensors"}
+
+    comp = mod.comparisons({"hyper": result("su2020-rnn-hyperprior-msssim", 0.5)}, None,
+                           previous=result("su2020-rnn-hyperprior", 0.0))
+    tests = {r["test"] for r in comp["bd_rate"]}
+    assert tests == {"su2020-rnn-hyperprior-msssim (ours)"}
+    prev = next(r for r in comp["bd_rate"] if r["anchor"].startswith("previous weights"))
+    assert prev["psnr"]["bd_rate_pct"] < 0  # 0.5 dB better everywhere: fewer bits at equal PSNR
+    unnamed = mod.comparisons({"hyper": {"layers": result("x", 0)["layers"]}}, None,
+                              previous=result("su2020-rnn-hyperprior", 0.0))  # no model recorded: the default name
+    assert {r["test"] for r in unnamed["bd_rate"]} == {"su2020-rnn-hyperprior (ours)"}
