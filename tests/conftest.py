@@ -11,11 +11,12 @@ KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
 
 @pytest.fixture(scope="session")
 def load_tool():
-    """Loads a script of tools/ as a module: ``load_tool("su2020_from_toderici").convert(...)``."""
+    """Loads a script of tools/ (or of ``folder``, e.g. benchmarks/) as a module:
+    ``load_tool("su2020_from_toderici").convert(...)``."""
     import importlib.util
 
-    def load(name: str):
-        path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    def load(name: str, folder: str = "tools"):
+        path = Path(__file__).resolve().parents[1] / folder / f"{name}.py"
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)

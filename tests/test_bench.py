@@ -571,16 +571,10 @@ def test_bench_on_a_users_folder_sub_folders_odd_names_lossless_exif_and_dark_16
     assert jpeg["psnr"] == pytest.approx(np.mean(finite)) and jpeg["lossless_images"] == len(rows) - len(finite) >= 1
 
 
-def test_scalable_kodak_names_measured_weights_by_their_model(tmp_path):
+def test_scalable_kodak_names_measured_weights_by_their_model(load_tool):
     """benchmarks/scalable_kodak.py labels each measured curve with the model its weights record: an MS-SSIM
     fine-tune's comparisons must not read as the shipped MSE model's."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "scalable_kodak.py"
-    spec = importlib.util.spec_from_file_location("scalable_kodak_under_test", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_tool("scalable_kodak", folder="benchmarks")
 
     def result(model, shift):
         layers = {str(k): {"bpp": 0.1 * k, "psnr": 24.0 + 2 * k + shift, "ms_ssim": 0.9 + 0.02 * k + shift / 100}
