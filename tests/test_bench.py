@@ -352,6 +352,53 @@ def test_retrained_weights_are_measured_again_not_mixed_with_old_rows(image_dir,
     assert meta["codec_versions"][f"lic:{path}"] == "weights " + zoo.load_model(str(path))._lic_digest.hex()
 
 
+def test_a_run_killed_before_its_summary_resumes_under_the_weights_it_measured(image_dir, tmp_path, tiny_weights,
+                                                                              monkeypatch):
+    """A run killed outright (no summary.json written at exit) after some rows with new weights: the next run
+    resumes those rows, since the versions were recorded before the first row was appended; it neither measures
+    them again nor counts the summary's older version as theirs."""
+    import shutil
+
+    from lic import zoo
+    from lic.models import ScaleHyperprior
+
+    path = tmp_path / "model.safetensors"
+    shutil.copy(tiny_weights, path)
+    res = tmp_path / "res"
+    runner.run_bench(image_dir, [f"lic:{path}"], res, progress=False, log=lambda m: None)  # summary: old weights
+
+    torch.manual_seed(1)  # retrained weights, same file
+    other = ScaleHyperprior(N=16, M=24, lambdas=(0.005, 0.02, 0.08)).eval()
+    with torch.no_grad():
+        other.g_s[-1].bias.fill_(0.5)
+    zoo.save_weights(other, path, name="tiny-test")
+
+    measure, calls = runner._measure_task, []
+
+    def killed_after_four(*task):
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # stands for the kill
+        calls.append(task)
+        return measure(*task)
+
+    with monkeypatch.context() as m:
+        m.setattr(runner, "_measure_task", killed_after_four)
+        m.setattr(runner, "write_summary", lambda *a, **k: None)  # a killed process writes no summary
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_bench(image_dir, [f"lic:{path}"], res, progress=False, log=lambda m: None)
+    partial = {(r["image"], r["setting"]): r["psnr"] for r in _rows(res / "per_image.csv")}
+    assert len(partial) == 4
+
+    logs = []
+    resumed = runner.run_bench(image_dir, [f"lic:{path}"], res, progress=False, log=logs.append)
+    assert (resumed.already_done, resumed.measured) == (4, 5)
+    assert not any("changed since" in m for m in logs)
+    rows = {(r["image"], r["setting"]): r["psnr"] for r in _rows(res / "per_image.csv")}
+    assert len(rows) == 9 and all(rows[k] == v for k, v in partial.items())
+    versions = json.loads((res / "codec_versions.json").read_text())
+    assert versions[f"lic:{path}"] == "weights " + zoo.load_model(str(path))._lic_digest.hex()
+
+
 # --- rd, compare, report ---------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """``lic bench DIR --codecs ... --out RESULTS_DIR``: measure every image × codec × setting.
 
-Outputs, both in ``RESULTS_DIR``:
+Outputs, all in ``RESULTS_DIR``:
 
 * ``per_image.csv`` — one row per (image, codec, setting), columns :data:`measure.FIELDS`;
   rows are appended as soon as they are measured, so an interrupted run loses nothing;
@@ -8,11 +8,14 @@ Outputs, both in ``RESULTS_DIR``:
   (bytes, bpp, PSNR, MS-SSIM, PSNR-HVS(-M), seconds); ``ms_ssim_db`` there is the dB value of the
   *mean* MS-SSIM (the way RD curves are usually drawn); peak memory is the maximum over images.
   ``meta`` records the image folder, the codec descriptions, skipped codecs, library versions,
-  the memory method and the metric conventions.
+  the memory method and the metric conventions;
+* ``codec_versions.json`` — the version of each codec whose rows the CSV holds (see below).
 
 Resumable: a (image, codec, setting) already in the CSV is not measured again, unless the codec
-changed since (``Codec.version``: for ``lic:MODEL`` the digest of its weights, recorded in
-``summary.json``): then its earlier rows are dropped and measured again, never mixed with new ones.
+changed since (``Codec.version``: for ``lic:MODEL`` the digest of its weights): then its earlier rows
+are dropped and measured again, never mixed with new ones.  The versions the rows are measured with
+are written to ``codec_versions.json`` before the first row is appended (and to ``summary.json``'s
+``meta`` at the end), so a run killed outright, without writing its summary, still resumes.
 
 Parallelism: classical codecs run in ``--jobs`` worker processes (spawned, one torch thread
 each, one measurement at a time per process).  ``lic:MODEL`` codecs always run afterwards in
@@ -42,6 +45,7 @@ from .measure import FIELDS, MEMORY_METHOD, load_rgb, machine, measure
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 CSV_NAME = "per_image.csv"
 SUMMARY_NAME = "summary.json"
+VERSIONS_NAME = "codec_versions.json"
 KEY = ("image", "codec", "setting")
 _MEAN_FIELDS = ["bytes", "bpp", "psnr", "ms_ssim", "psnr_hvs", "psnr_hvsm", "enc_s", "dec_s"]
 _MAX_FIELDS = ["enc_peak_mib", "dec_peak_mib"]
@@ -109,11 +113,27 @@ def _read_rows(csv_path: Path) -> list[dict]:
 
 
 def _recorded_versions(out_dir: Path) -> dict[str, str]:
+    """The codec versions the CSV's rows were measured with: ``codec_versions.json``, written before any row
+    is appended; else (a folder from before that file) ``summary.json``'s ``meta``."""
+    for name, pick in ((VERSIONS_NAME, lambda d: d), (SUMMARY_NAME, lambda d: d.get("meta", {}).get("codec_versions"))):
+        try:
+            found = pick(json.loads((out_dir / name).read_text()))
+        except (OSError, ValueError, AttributeError):  # missing, not JSON, or not of this shape: nothing recorded
+            continue
+        if isinstance(found, dict):
+            return {str(k): str(v) for k, v in found.items()}
+    return {}
+
+
+def _write_versions(out_dir: Path, versions: dict[str, str]) -> None:
+    """Record the versions before measuring (atomically), so that the rows appended next are never read
+    as measured with another version, even if the run is killed before it writes its summary."""
+    tmp = out_dir / (VERSIONS_NAME + ".tmp")
     try:
-        meta = json.loads((out_dir / SUMMARY_NAME).read_text()).get("meta", {})
-    except (OSError, ValueError, AttributeError):  # missing, not JSON, or not a summary: nothing recorded
-        return {}
-    return dict(meta.get("codec_versions") or {})
+        tmp.write_text(json.dumps(versions, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, out_dir / VERSIONS_NAME)
+    except OSError as e:
+        raise OutputError(f"cannot write {out_dir / VERSIONS_NAME}: {e.strerror or e}") from None
 
 
 def _drop_changed(csv_path: Path, codecs, versions: dict[str, str], log) -> list[dict]:
@@ -269,6 +289,7 @@ def run_bench(
     versions = _recorded_versions(out_dir)
     rows = _drop_changed(csv_path, codecs, versions, log)
     versions.update({c.name: c.version for c in codecs if c.version})
+    _write_versions(out_dir, versions)
     done = {tuple(r[k] for k in KEY) for r in rows}
 
     root = Path(images_dir)
