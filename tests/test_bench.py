@@ -321,13 +321,24 @@ def test_lic_codec_from_a_weights_file(image_dir, tmp_path, tiny_weights):
     assert float(rows[0]["psnr"]) == pytest.approx(metrics.psnr(np.asarray(img), dec), abs=1e-4)
 
 
+def _retrain(path):
+    """Write other tiny weights over ``path``, as a training run rewrites model.safetensors in place."""
+    from lic import zoo
+    from lic.models import ScaleHyperprior
+
+    torch.manual_seed(1)
+    other = ScaleHyperprior(N=16, M=24, lambdas=(0.005, 0.02, 0.08)).eval()
+    with torch.no_grad():
+        other.g_s[-1].bias.fill_(0.5)  # decodes to mid-grey rather than black: other numbers
+    zoo.save_weights(other, path, name="tiny-test")
+
+
 def test_retrained_weights_are_measured_again_not_mixed_with_old_rows(image_dir, tmp_path, tiny_weights):
     """Same codec name, new weights (a training run rewrites model.safetensors in place): the results folder's
     rows of the old weights are replaced, never resumed from; unchanged weights are resumed from."""
     import shutil
 
     from lic import zoo
-    from lic.models import ScaleHyperprior
 
     path = tmp_path / "model.safetensors"
     shutil.copy(tiny_weights, path)
@@ -337,11 +348,7 @@ def test_retrained_weights_are_measured_again_not_mixed_with_old_rows(image_dir,
     again = runner.run_bench(image_dir, [f"lic:{path}"], res, progress=False, log=logs.append)
     assert (first.measured, again.measured, again.already_done) == (9, 0, 9)
 
-    torch.manual_seed(1)  # "retrained": other weights, same file, same codec name
-    other = ScaleHyperprior(N=16, M=24, lambdas=(0.005, 0.02, 0.08)).eval()
-    with torch.no_grad():
-        other.g_s[-1].bias.fill_(0.5)  # decodes to mid-grey rather than black: other numbers
-    zoo.save_weights(other, path, name="tiny-test")
+    _retrain(path)  # other weights, same file, same codec name
     third = runner.run_bench(image_dir, [f"lic:{path}"], res, progress=False, log=logs.append)
     assert (third.measured, third.already_done) == (9, 0)
     assert any("changed since its 9 rows" in m for m in logs)
@@ -360,18 +367,13 @@ def test_a_run_killed_before_its_summary_resumes_under_the_weights_it_measured(i
     import shutil
 
     from lic import zoo
-    from lic.models import ScaleHyperprior
 
     path = tmp_path / "model.safetensors"
     shutil.copy(tiny_weights, path)
     res = tmp_path / "res"
     runner.run_bench(image_dir, [f"lic:{path}"], res, progress=False, log=lambda m: None)  # summary: old weights
 
-    torch.manual_seed(1)  # retrained weights, same file
-    other = ScaleHyperprior(N=16, M=24, lambdas=(0.005, 0.02, 0.08)).eval()
-    with torch.no_grad():
-        other.g_s[-1].bias.fill_(0.5)
-    zoo.save_weights(other, path, name="tiny-test")
+    _retrain(path)
 
     measure, calls = runner._measure_task, []
 
