@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -563,7 +565,33 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
     print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``) raised in the main thread: the command unwinds as on Ctrl-C, so that its ``finally``
+    blocks run (temporary outputs removed, ``lic bench``'s summary written) rather than dying mid-write."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_unwinds():
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
+    with _sigterm_unwinds():
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _warning_line
@@ -576,6 +604,9 @@ def main(argv=None) -> int:
         kind = "" if isinstance(exc, Interrupted) else "error: "  # a run stopped on request, and saved
         print(f"{PROG}: {kind}{exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print(f"{PROG}: terminated", file=sys.stderr)
+        return 143  # 128 + SIGTERM, what a shell reports for a process the signal ended
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -401,6 +401,36 @@ def test_a_run_killed_before_its_summary_resumes_under_the_weights_it_measured(i
     assert versions[f"lic:{path}"] == "weights " + zoo.load_model(str(path))._lic_digest.hex()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="os.kill with SIGTERM ends the process on Windows")
+def test_kill_stops_lic_bench_like_ctrl_c_with_its_summary_written(image_dir, tmp_path, tiny_weights, monkeypatch,
+                                                                    capsys):
+    """`kill PID` (SIGTERM) during `lic bench`: the rows measured so far are summarized, one line says so, and
+    the exit status is the shell's for SIGTERM (143); no traceback."""
+    import os
+    import signal
+
+    from lic import cli
+
+    measure, calls = runner._measure_task, []
+
+    def killed_on_third(*task):
+        calls.append(task)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return measure(*task)
+
+    monkeypatch.setattr(runner, "_measure_task", killed_on_third)
+    before = signal.getsignal(signal.SIGTERM)
+    res = tmp_path / "res"
+    rc = cli.main(["bench", str(image_dir), "--codecs", f"lic:{tiny_weights}", "--out", str(res), "-q"])
+    assert rc == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "lic: terminated"
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is lic's only while a command runs
+    summary = json.loads((res / "summary.json").read_text())
+    assert len(_rows(res / "per_image.csv")) == 2
+    assert sum(p["n"] for pts in summary["codecs"].values() for p in pts) == 2
+
+
 # --- rd, compare, report ---------------------------------------------------------------------------------
 
 
