@@ -215,27 +215,30 @@ def _freeze_all_but(model, parts: tuple[str, ...], option: str) -> None:
 
 
 class _StopOnInterrupt:
-    """Ctrl-C during training stops the run after the step under way, saves a checkpoint and the weights, and
-    says how to continue (:class:`~lic.errors.Interrupted`); a second Ctrl-C stops at once.  Only in the main
-    thread of a single process (torchrun's ranks keep the default, so that every rank stops together)."""
+    """Ctrl-C (SIGINT) or ``kill`` (SIGTERM, what ``timeout`` and job schedulers send first) during training stops
+    the run after the step under way, saves a checkpoint and the weights, and says how to continue
+    (:class:`~lic.errors.Interrupted`, exit status 128 + the signal's number); a second signal stops at once.  Only
+    in the main thread of a single process (torchrun's ranks keep the default, so that every rank stops together)."""
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
     requested = False
+    signum = signal.SIGINT
 
     def _handler(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nlic: stopping after this step to save a checkpoint (Ctrl-C again stops at once)", file=sys.stderr)
+        self.requested, self.signum = True, signum
+        print("\nlic: stopping after this step to save a checkpoint (a second Ctrl-C or kill stops at once)", file=sys.stderr)
 
     def __enter__(self):
-        self._previous = None
+        self._previous = {}
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
         return False
 
 
@@ -442,8 +445,10 @@ def train(args) -> dict:
             remove_empty(made)
     if getattr(stop, "requested", False):
         save()
-        raise Interrupted(f"interrupted at step {step}: saved {out / 'ckpt.pt'} and {out / 'model.safetensors'}; "
-                          f"--resume {out / 'ckpt.pt'} continues the run")
+        stopped = Interrupted(f"interrupted at step {step}: saved {out / 'ckpt.pt'} and {out / 'model.safetensors'}; "
+                              f"--resume {out / 'ckpt.pt'} continues the run")
+        stopped.exit_code = 128 + int(stop.signum)  # 130 for Ctrl-C, 143 for kill
+        raise stopped
     save(weights=False)  # the final weights are exported below
     result = {"steps": step, "minutes": used / 60}
     if rank == 0:

@@ -155,11 +155,16 @@ def test_a_diverging_run_stops_in_one_line_and_leaves_nothing(tmp_path, data_dir
     assert not (tmp_path / "run").exists()
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, data_dir):
-    """The first Ctrl-C ends the step under way, saves the checkpoint and the weights, and says how to go on
-    (exit status 130); DataLoader workers leave the signal to the main process."""
+@pytest.mark.parametrize("signame, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_or_kill_saves_a_checkpoint_that_resumes(tmp_path, data_dir, signame, status):
+    """The first Ctrl-C (SIGINT) or kill (SIGTERM: what `timeout` and job schedulers send first) ends the step
+    under way, saves the checkpoint and the weights, and says how to go on (exit status 128 + the signal's
+    number); DataLoader workers leave the signal to the main process."""
     import signal
     import time
+
+    if sys.platform == "win32":
+        pytest.skip("POSIX signals")
 
     out = tmp_path / "run"
     p = subprocess.Popen([sys.executable, "-m", "lic", "train", "--data", str(data_dir), "--out", str(out),
@@ -168,9 +173,9 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, data_dir):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not ((out / "log.jsonl").exists() and (out / "log.jsonl").read_text()):
         time.sleep(0.2)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(getattr(signal, signame))
     err = p.communicate(timeout=120)[1]
-    assert p.returncode == 130 and "Traceback" not in err, err
+    assert p.returncode == status and "Traceback" not in err, err
     step = torch.load(out / "ckpt.pt", weights_only=False)["step"]
     assert step >= 1 and (out / "model.safetensors").exists()
     assert err.strip().splitlines()[-1] == (f"lic: interrupted at step {step}: saved {out / 'ckpt.pt'} and "
