@@ -333,6 +333,19 @@ def _retrain(path):
     zoo.save_weights(other, path, name="tiny-test")
 
 
+def _stop_measuring_at(call: int, stop):
+    """runner._measure_task that calls ``stop()`` (a kill, Ctrl-C) at its ``call``-th call, before measuring."""
+    measure, calls = runner._measure_task, []
+
+    def measure_until_stopped(*task):
+        calls.append(task)
+        if len(calls) == call:
+            stop()
+        return measure(*task)
+
+    return measure_until_stopped
+
+
 def test_retrained_weights_are_measured_again_not_mixed_with_old_rows(image_dir, tmp_path, tiny_weights):
     """Same codec name, new weights (a training run rewrites model.safetensors in place): the results folder's
     rows of the old weights are replaced, never resumed from; unchanged weights are resumed from."""
@@ -375,16 +388,11 @@ def test_a_run_killed_before_its_summary_resumes_under_the_weights_it_measured(i
 
     _retrain(path)
 
-    measure, calls = runner._measure_task, []
-
-    def killed_after_four(*task):
-        if len(calls) == 4:
-            raise KeyboardInterrupt  # stands for the kill
-        calls.append(task)
-        return measure(*task)
+    def kill():
+        raise KeyboardInterrupt  # stands for the kill
 
     with monkeypatch.context() as m:
-        m.setattr(runner, "_measure_task", killed_after_four)
+        m.setattr(runner, "_measure_task", _stop_measuring_at(5, kill))
         m.setattr(runner, "write_summary", lambda *a, **k: None)  # a killed process writes no summary
         with pytest.raises(KeyboardInterrupt):
             runner.run_bench(image_dir, [f"lic:{path}"], res, progress=False, log=lambda m: None)
@@ -411,15 +419,7 @@ def test_kill_stops_lic_bench_like_ctrl_c_with_its_summary_written(image_dir, tm
 
     from lic import cli
 
-    measure, calls = runner._measure_task, []
-
-    def killed_on_third(*task):
-        calls.append(task)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return measure(*task)
-
-    monkeypatch.setattr(runner, "_measure_task", killed_on_third)
+    monkeypatch.setattr(runner, "_measure_task", _stop_measuring_at(3, lambda: os.kill(os.getpid(), signal.SIGTERM)))
     before = signal.getsignal(signal.SIGTERM)
     res = tmp_path / "res"
     rc = cli.main(["bench", str(image_dir), "--codecs", f"lic:{tiny_weights}", "--out", str(res), "-q"])

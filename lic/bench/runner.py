@@ -39,6 +39,7 @@ from typing import Callable, Iterable
 
 from ..data import display_name
 from ..errors import InputError, OutputError
+from ..files import write_atomic
 from . import codecs as registry
 from .measure import FIELDS, MEMORY_METHOD, load_rgb, machine, measure
 
@@ -112,28 +113,22 @@ def _read_rows(csv_path: Path) -> list[dict]:
     return rows
 
 
+def _json_or_none(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # missing or not JSON
+        return None
+
+
 def _recorded_versions(out_dir: Path) -> dict[str, str]:
     """The codec versions the CSV's rows were measured with: ``codec_versions.json``, written before any row
     is appended; else (a folder from before that file) ``summary.json``'s ``meta``."""
-    for name, pick in ((VERSIONS_NAME, lambda d: d), (SUMMARY_NAME, lambda d: d.get("meta", {}).get("codec_versions"))):
-        try:
-            found = pick(json.loads((out_dir / name).read_text()))
-        except (OSError, ValueError, AttributeError):  # missing, not JSON, or not of this shape: nothing recorded
-            continue
-        if isinstance(found, dict):
-            return {str(k): str(v) for k, v in found.items()}
-    return {}
-
-
-def _write_versions(out_dir: Path, versions: dict[str, str]) -> None:
-    """Record the versions before measuring (atomically), so that the rows appended next are never read
-    as measured with another version, even if the run is killed before it writes its summary."""
-    tmp = out_dir / (VERSIONS_NAME + ".tmp")
-    try:
-        tmp.write_text(json.dumps(versions, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, out_dir / VERSIONS_NAME)
-    except OSError as e:
-        raise OutputError(f"cannot write {out_dir / VERSIONS_NAME}: {e.strerror or e}") from None
+    versions = _json_or_none(out_dir / VERSIONS_NAME)
+    if not isinstance(versions, dict):
+        summary = _json_or_none(out_dir / SUMMARY_NAME)
+        meta = summary.get("meta") if isinstance(summary, dict) else None
+        versions = meta.get("codec_versions") if isinstance(meta, dict) else None
+    return {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {}
 
 
 def _drop_changed(csv_path: Path, codecs, versions: dict[str, str], log) -> list[dict]:
@@ -289,7 +284,8 @@ def run_bench(
     versions = _recorded_versions(out_dir)
     rows = _drop_changed(csv_path, codecs, versions, log)
     versions.update({c.name: c.version for c in codecs if c.version})
-    _write_versions(out_dir, versions)
+    # recorded before the first row is appended: a run killed outright still resumes under the right versions
+    write_atomic(out_dir / VERSIONS_NAME, (json.dumps(versions, indent=1, sort_keys=True) + "\n").encode())
     done = {tuple(r[k] for k in KEY) for r in rows}
 
     root = Path(images_dir)
