@@ -73,7 +73,7 @@ def _check_args(**kwargs) -> None:
 
 def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iterations: int | None = None,
              bpp: float | None = None, psnr: float | None = None, refine: int = 0, exact: bool = False,
-             device=None) -> bytes:
+             metadata="none", device=None) -> bytes:
     """Compress a PIL image, a path, the bytes of an image file or a uint8 array into the bytes of a ``.lic`` file.
     ``model``: a name (see ``lic models``), a weights path, a loaded model, or None for the default.
 
@@ -85,9 +85,14 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     quality for a much longer encode (README); decoding is unchanged.
     ``exact``: a file whose decoded pixels are the same on every machine (:mod:`lic.layers.exact`), decoded in
     about 4x the time.
+    ``metadata``: the input's EXIF / XMP to keep in the file: "none" (default), "all", "exif", "xmp" or
+    "exif,xmp" (:mod:`lic.metadata`); :func:`decompress` returns them in ``image.info``.
     ``device``: where a model given by name runs its networks (see :func:`load_model`).
     """
     _check_args(quality=quality, iterations=iterations, bpp=bpp, psnr=psnr, refine=refine, exact=exact)
+    from .metadata import parse_keep
+
+    keep = parse_keep(metadata)
     refine = refine or 0  # None: no refinement
     model = DEFAULT_MODEL if model is None else model
     if device is not None and isinstance(model, (str, Path)):
@@ -95,7 +100,7 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     if iterations is None and bpp is None and psnr is None:
         from .codec import encode
 
-        return encode(_as_image(image), model=model, quality=quality, refine=refine, exact=exact).data
+        return encode(_as_image(image), model=model, quality=quality, refine=refine, exact=exact, metadata=keep).data
     if quality is not None:
         from .errors import InputError
 
@@ -103,12 +108,13 @@ def compress(image, model=DEFAULT_MODEL, quality: int | None = None, *, iteratio
     from .ratecontrol import encode as encode_rate
 
     return encode_rate(_as_image(image), model, iterations=iterations, bpp=bpp, psnr=psnr, refine=refine,
-                       exact=exact).data
+                       exact=exact, metadata=keep).data
 
 
 def decompress(data, model=None, layers: int | None = None, device=None):
     """Decode ``.lic`` bytes (or the ``.lic`` file at a path) into a PIL image of the original size, in the mode
-    it was coded as (RGB, L, RGBA or LA: :mod:`lic.imageio` lists how every input mode maps to these);
+    it was coded as (RGB, L, RGBA or LA: :mod:`lic.imageio` lists how every input mode maps to these), with
+    the ICC profile and any EXIF / XMP the file keeps in ``image.info``;
     ``layers``: progressive models, the first K iterations / layers only; ``device``: see :func:`load_model`."""
     from .codec import decode
 

@@ -31,6 +31,8 @@ FORMAT_VERSION = 1
 CHUNK_MODEL = 1  # entropy-coded model data (one per layer for progressive models)
 CHUNK_ALPHA = 2  # the alpha plane, lossless (PNG)
 CHUNK_ICC = 3  # the input's ICC colour profile (zlib), when it describes the coded planes
+CHUNK_EXIF = 4  # EXIF metadata, when asked to keep it (zlib of the bytes JPEG's APP1 holds: b"Exif\0\0" + TIFF)
+CHUNK_XMP = 5  # XMP metadata, when asked to keep it (zlib of the XML packet)
 
 MODES = ("L", "RGB", "LA", "RGBA")
 

@@ -26,9 +26,9 @@ An embedded ICC colour profile travels with the file (and comes back in
 profile on RGB / RGBA / palette input, a gray one on grayscale input.  A
 profile named sRGB is not stored (decoders assume sRGB without one).  A
 profile of another colour space (CMYK, Lab) no longer applies after
-conversion and is dropped with a warning.  Other metadata (EXIF, XMP) is
-not kept.  Of a multi-frame file (animation, multi-page TIFF) the first
-frame is coded, with a warning.
+conversion and is dropped with a warning.  EXIF and XMP metadata travel
+only when asked for (:mod:`lic.metadata`).  Of a multi-frame file
+(animation, multi-page TIFF) the first frame is coded, with a warning.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ from __future__ import annotations
 import io
 import struct
 import warnings
-import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import metadata
 from .container import MAX_PIXELS
 from .errors import FormatError, InputError
 
@@ -56,6 +56,7 @@ class Prepared:
     mode: str  # "L", "RGB", "LA" or "RGBA": the mode decoding gives back
     alpha: np.ndarray | None  # H×W uint8 or None
     icc: bytes | None = None  # ICC profile of the coded planes, kept verbatim
+    meta: dict[str, bytes] = field(default_factory=dict)  # the input's EXIF / XMP (lic.metadata.extract)
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -144,6 +145,7 @@ def prepare(im: Image.Image) -> Prepared:
         raise InputError(f"image of {w}x{h} pixels: lic codes at most {MAX_PIXELS:,} pixels (cut it into parts)")
     mode = source_mode = im.mode
     icc = im.info.get("icc_profile") or None
+    meta = metadata.extract(im.info)
     if mode in ("RGB", "L", "P") and "transparency" in im.info:  # a transparent colour: alpha plane
         im = im.convert("LA" if mode == "L" else "RGBA")
     elif mode == "P":
@@ -182,6 +184,7 @@ def prepare(im: Image.Image) -> Prepared:
     else:
         raise InputError(f"unsupported image mode {mode}")
     p.icc = _matching_icc(icc, source_mode, p.mode)
+    p.meta = meta
     return p
 
 
@@ -239,8 +242,10 @@ def from_tensor(x: torch.Tensor) -> np.ndarray:
     return a.permute(1, 2, 0).contiguous().numpy()
 
 
-def assemble(rgb: np.ndarray, mode: str, alpha: np.ndarray | None, icc: bytes | None = None) -> Image.Image:
-    """Decoded planes -> a Pillow image in the original mode (with its ICC profile, if one was kept)."""
+def assemble(rgb: np.ndarray, mode: str, alpha: np.ndarray | None, icc: bytes | None = None,
+             meta: dict[str, bytes] | None = None) -> Image.Image:
+    """Decoded planes -> a Pillow image in the original mode (with its ICC profile, if one was kept, and the
+    EXIF / XMP metadata in ``meta`` as ``info["exif"]`` / ``info["xmp"]``)."""
     if mode in ("L", "LA"):
         g = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
         im = Image.fromarray(g, "L") if mode == "L" else Image.fromarray(np.stack([g, alpha], axis=2), "LA")
@@ -250,24 +255,16 @@ def assemble(rgb: np.ndarray, mode: str, alpha: np.ndarray | None, icc: bytes | 
         im = Image.fromarray(rgb, "RGB")
     if icc:
         im.info["icc_profile"] = icc
+    im.info.update(meta or {})
     return im
 
 
 def encode_icc(icc: bytes) -> bytes:
-    return zlib.compress(icc, 9)
-
-
-MAX_ICC = 1 << 24  # bytes: ICC profiles are kilobytes, a few MB at most; a larger one is a zlib bomb
+    return metadata.pack(icc)
 
 
 def decode_icc(data: bytes) -> bytes:
-    try:
-        z = zlib.decompressobj()
-        icc = z.decompress(data, MAX_ICC)
-    except zlib.error:
-        raise FormatError("corrupt .lic file: ICC profile chunk is not valid") from None
-    if z.unconsumed_tail:
-        raise FormatError(f"corrupt .lic file: ICC profile chunk unpacks to more than {MAX_ICC:,} bytes")
+    icc = metadata.unpack(data, "ICC profile")  # ICC profiles are kilobytes, a few MB at most
     if not icc_space(icc):
         raise FormatError("corrupt .lic file: ICC profile chunk is not valid")
     return icc

@@ -62,9 +62,10 @@ def _planes(rgb: np.ndarray, mode: str) -> np.ndarray:
 
 
 def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 0, progress=None,
-                 exact: bool = False):
+                 exact: bool = False, keep: frozenset[str] = frozenset()):
     """Encode a prepared image once with a progressive model: ``(compressed, files)``, where ``files[k-1]``
-    is the complete .lic file of the first k layers (header, alpha and ICC profile included: what ``head -c`` at
+    is the complete .lic file of the first k layers (header, alpha, ICC profile and the metadata in ``keep``
+    included: what ``head -c`` at
     that chunk boundary gives) and ``compressed.extra["x_hats"][k-1]`` what it decodes to.  ``refine``: steps of
     encoder-side search over all the layers coded (su2020: :mod:`lic.models.refine`) or each iteration's bits
     (toderici2017-rnn: :mod:`lic.models.refine_bits`)."""
@@ -72,7 +73,7 @@ def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 
 
     p, m = prepared, model
     h, w = p.rgb.shape[:2]
-    side = side_chunks(p)
+    side = side_chunks(p, keep)
     n = m.check_quality(max_quality if max_quality is not None else m.qualities[-1])
     with torch.inference_mode():
         comp = m.compress(to_tensor(p.rgb), n, reconstruct=True, **coding_options(refine, progress, exact))
@@ -90,18 +91,21 @@ def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 
 
 
 def candidates(image, model, max_quality: int | None = None, refine: int = 0, progress=None,
-               exact: bool = False) -> list[Candidate]:
+               exact: bool = False, metadata="none") -> list[Candidate]:
     """Every file the rate control can choose from, with its size and PSNR (``progress(n)``: told of the
-    refinement's steps, :func:`refine_steps` in all; ``exact``: files with the exact synthesis, one-shot models)."""
+    refinement's steps, :func:`refine_steps` in all; ``exact``: files with the exact synthesis, one-shot models;
+    ``metadata``: the EXIF / XMP the files keep, as :func:`lic.codec.encode` takes it)."""
     from .codec import _resolve
+    from .metadata import parse_keep
 
+    keep = parse_keep(metadata)
     m = _resolve(model)
     p = prepare(image)
     h, w = p.rgb.shape[:2]
     ref = _planes(p.rgb, p.mode)
     out = []
     if m.progressive:
-        comp, files = prefix_files(p, m, max_quality, refine=refine, progress=progress, exact=exact)
+        comp, files = prefix_files(p, m, max_quality, refine=refine, progress=progress, exact=exact, keep=keep)
         for k, data in enumerate(files, 1):
             out.append(Candidate(k, data, 8 * len(data) / (w * h),
                                  metrics.psnr(ref, _planes(from_tensor(comp.extra["x_hats"][k - 1]), p.mode))))
@@ -109,7 +113,8 @@ def candidates(image, model, max_quality: int | None = None, refine: int = 0, pr
     from .codec import encode
 
     for q in m.qualities:
-        enc = encode(image, model=m, quality=q, reconstruct=True, refine=refine, progress=progress, exact=exact)
+        enc = encode(image, model=m, quality=q, reconstruct=True, refine=refine, progress=progress, exact=exact,
+                     metadata=keep)
         rgb = np.asarray(enc.reconstruction.convert("RGB"))
         out.append(Candidate(q, enc.data, 8 * len(enc.data) / (w * h), metrics.psnr(ref, _planes(rgb, p.mode))))
     return out
@@ -153,12 +158,16 @@ def refine_steps(model, height: int, width: int, refine: int, quality: int | Non
 
 
 def encode(image, model, iterations: int | None = None, bpp: float | None = None,
-           psnr: float | None = None, refine: int = 0, progress=None, exact: bool = False) -> Choice:
+           psnr: float | None = None, refine: int = 0, progress=None, exact: bool = False,
+           metadata="none") -> Choice:
     """Encode ``image`` once and pick the file that meets the target (see the module docstring);
     ``refine``: encoder-side latent search, at every quality level tried (one-shot models) or over all the
-    layers coded (su2020); ``exact``: files with the exact synthesis."""
+    layers coded (su2020); ``exact``: files with the exact synthesis; ``metadata``: the EXIF / XMP kept (in
+    the budget, as every byte of the file)."""
     from .codec import _resolve, check_exact, check_refine
+    from .metadata import parse_keep
 
+    keep = parse_keep(metadata)
     m = _resolve(model)
     check_refine(m, refine)
     check_exact(m, exact)
@@ -168,5 +177,5 @@ def encode(image, model, iterations: int | None = None, bpp: float | None = None
         raise ModelError(f"{iterations} {m.prefix_unit} not available: model '{getattr(m, 'lic_name', m.name)}' "
                          f"codes {m.qualities[0]}..{m.qualities[-1]} {m.prefix_unit}")
     # with a fixed iteration count, coding further than K is wasted work
-    return choose(candidates(image, m, max_quality=iterations, refine=refine, progress=progress, exact=exact),
-                  iterations, bpp, psnr)
+    return choose(candidates(image, m, max_quality=iterations, refine=refine, progress=progress, exact=exact,
+                             metadata=keep), iterations, bpp, psnr)

@@ -70,20 +70,23 @@ def test_cut_inside_a_chunk_warns_and_decodes_the_complete_ones(rnn, image):
             codec.decode(data[:ends[0] - 2], model=rnn)
 
 
-def test_every_prefix_and_rate_controlled_file_keeps_alpha_and_icc_profile(rnn, image, wide_icc):
+def test_every_prefix_and_rate_controlled_file_keeps_alpha_icc_profile_and_metadata(rnn, image, wide_icc):
     img = image.convert("RGBA")
     img.info["icc_profile"] = wide_icc
-    data = lic.compress(img, model=rnn, quality=3)
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    img.info["exif"] = exif.tobytes()
+    data = lic.compress(img, model=rnn, quality=3, metadata="exif")
     kinds = [c.kind for c in container.read(data).chunks]
-    assert kinds == [container.CHUNK_ALPHA, container.CHUNK_ICC] + [container.CHUNK_MODEL] * 3
+    assert kinds == [container.CHUNK_ALPHA, container.CHUNK_ICC, container.CHUNK_EXIF] + [container.CHUNK_MODEL] * 3
     ends = boundaries(data)
-    for cut in ends[2:]:
+    for cut in ends[3:]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             dec = codec.decode(data[:cut], model=rnn)
-        assert dec.mode == "RGBA" and dec.info["icc_profile"] == wide_icc
-    picked = lic.compress(img, model=rnn, iterations=2)
-    assert lic.decompress(picked, model=rnn).info["icc_profile"] == wide_icc
+        assert dec.mode == "RGBA" and dec.info["icc_profile"] == wide_icc and dec.info["exif"] == exif.tobytes()
+    picked = lic.decompress(lic.compress(img, model=rnn, iterations=2, metadata="exif"), model=rnn)
+    assert picked.info["icc_profile"] == wide_icc and picked.getexif()[0x010F] == "Canon"
 
 
 def test_corrupted_chunk_and_bad_requests(rnn, image):
