@@ -112,7 +112,7 @@ def _save_image(img, dest, fmt: str) -> None:
     from . import metadata
 
     icc = img.info.get("icc_profile")
-    if icc and fmt not in ("PNG", "JPEG", "WEBP", "TIFF"):
+    if icc and fmt not in ("PNG", "JPEG", "WEBP", "TIFF", "AVIF", "HEIF", "JXL"):
         warnings.warn(f"{fmt} output cannot hold the file's ICC colour profile; colours may shift "
                       "(write .png to keep it)", stacklevel=3)
     opts = metadata.save_options(img.info, fmt, lambda msg: warnings.warn(msg, stacklevel=4))

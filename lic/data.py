@@ -17,6 +17,10 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from . import formats
+
+formats.register()  # a folder lists the HEIC and JPEG XL files lic reads where their plugins are installed
+
 #: still-image formats a folder is searched for besides the usual ones, where this Pillow reads them (not
 #: Pillow's stubs and odd formats: video, PostScript, HDF5, GRIB, metafiles)
 _MORE_EXTS = {".gif", ".apng", ".tga", ".qoi", ".jp2", ".j2k", ".jpx", ".jpf", ".j2c", ".jpc", ".pnm", ".pbm",

@@ -43,9 +43,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import metadata
+from . import formats, metadata
 from .container import MAX_PIXELS
 from .errors import FormatError, InputError
+
+formats.register()  # HEIC and JPEG XL inputs where their plugins are installed
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # accept large photos; still refuses decompression bombs beyond this
 
@@ -106,7 +108,23 @@ def _open_image(source, label: str, short: str) -> Image.Image:
 
 def _unreadable(source, label: str, exc: Exception) -> InputError:
     why = str(exc) if isinstance(source, (str, Path)) else str(exc).replace(repr(source), "the data")
+    plugin = formats.missing_plugin(_head(source))
+    if plugin:
+        return InputError(f"{label}: not a readable image (its format needs the {plugin} package: "
+                          f"pip install {plugin})")
     return InputError(f"{label}: not a readable image ({exc.__class__.__name__}: {why})")
+
+
+def _head(source, n: int = 16) -> bytes:
+    """The first bytes of a file (path or stream), b"" when they cannot be read."""
+    try:
+        if isinstance(source, (str, Path)):
+            with open(source, "rb") as f:
+                return f.read(n)
+        source.seek(0)
+        return source.read(n)
+    except (OSError, ValueError):
+        return b""
 
 
 SOURCE_KEY = "lic.source"  # Image.info key: the name of the file an image was read from

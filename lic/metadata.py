@@ -11,9 +11,9 @@ is always kept (:mod:`lic.imageio`).
 Kept verbatim, so maker notes and vendor tags survive.  The EXIF orientation tag needs no care: lic reads
 images upright (Pillow's ``exif_transpose`` rotates the pixels and removes the tag from ``info["exif"]`` and
 from the XMP), so a kept orientation would only be one an API caller left on pixels it did not rotate, where it
-still describes them.  Read from JPEG, PNG, WebP, AVIF and HEIF inputs (where Pillow puts them in
+still describes them.  Read from JPEG, PNG, WebP, AVIF, HEIF and JPEG XL inputs (where Pillow puts them in
 ``image.info``); a TIFF's EXIF lives in its own tags and is not taken.  Written back by ``lic decompress`` into
-PNG, JPEG, WebP and AVIF outputs (EXIF also into TIFF); other formats drop it with a warning.
+PNG, JPEG, WebP, AVIF and HEIF outputs (EXIF also into TIFF and JPEG XL); other formats drop it with a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ EXIF_HEADER = b"Exif\x00\x00"  # how JPEG's APP1 segment, and Pillow, mark EXIF 
 MAX_UNPACKED = 1 << 24  # bytes: a metadata chunk (or ICC profile) larger than this unpacked is a zlib bomb
 JPEG_MAX_EXIF = 65533  # bytes: one JPEG APP1 segment
 JPEG_MAX_XMP = 65504  # bytes: one APP1 segment less the XMP namespace that opens it
+# the output formats Pillow (with lic.formats' plugins) writes them into, each checked by reading it back;
+# JPEG within one segment's size
+EXIF_FORMATS = ("PNG", "JPEG", "WEBP", "AVIF", "TIFF", "HEIF", "JXL")
+XMP_FORMATS = ("PNG", "JPEG", "WEBP", "AVIF", "HEIF")
 
 
 def parse_keep(spec) -> frozenset[str]:
@@ -101,21 +105,25 @@ def save_options(info: dict, fmt: str, warn) -> dict:
     opts, dropped = {}, []
     exif, xmp = info.get("exif"), info.get("xmp")
     if exif:
-        if fmt in ("PNG", "WEBP", "AVIF", "TIFF") or (fmt == "JPEG" and len(exif) <= JPEG_MAX_EXIF):
+        if fmt == "JPEG" and len(exif) > JPEG_MAX_EXIF:
+            dropped.append(f"EXIF ({len(exif):,} bytes; a JPEG holds {JPEG_MAX_EXIF:,})")
+        elif fmt in EXIF_FORMATS:
             opts["exif"] = exif
         else:
-            dropped.append("EXIF" if fmt != "JPEG" else f"EXIF ({len(exif):,} bytes; a JPEG holds {JPEG_MAX_EXIF:,})")
+            dropped.append("EXIF")
     if xmp:
-        if fmt in ("WEBP", "AVIF") or (fmt == "JPEG" and len(xmp) <= JPEG_MAX_XMP):
-            opts["xmp"] = xmp
+        if fmt == "JPEG" and len(xmp) > JPEG_MAX_XMP:
+            dropped.append(f"XMP ({len(xmp):,} bytes; a JPEG holds {JPEG_MAX_XMP:,})")
         elif fmt == "PNG":  # Pillow writes PNG's XMP as the iTXt text chunk that Adobe's XMP spec names
             from PIL import PngImagePlugin
 
             text = PngImagePlugin.PngInfo()
             text.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))  # uncompressed, as the spec asks
             opts["pnginfo"] = text
+        elif fmt in XMP_FORMATS:
+            opts["xmp"] = xmp
         else:
-            dropped.append("XMP" if fmt != "JPEG" else f"XMP ({len(xmp):,} bytes; a JPEG holds {JPEG_MAX_XMP:,})")
+            dropped.append("XMP")
     if dropped:
         warn(f"{fmt} output cannot hold the file's {' and '.join(dropped)} metadata; dropped (write .png to keep it)")
     return opts

@@ -155,6 +155,33 @@ def test_exif_orientation_is_applied(tiny, tmp_path, photos):
     assert dec.size == (img.size[1], img.size[0])
 
 
+@pytest.mark.parametrize("ext, plugin", [(".heic", "pillow_heif"), (".jxl", "pillow_jxl")])
+def test_heic_and_jpeg_xl_files_are_read_and_written_where_their_plugins_are(tiny, tiny_weights, photos, tmp_path,
+                                                                            monkeypatch, ext, plugin):
+    pytest.importorskip(plugin, reason=f"{plugin} is not installed (pip install lic[all])")
+    from lic.cli import main
+    from lic.imageio import read_image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    src = folder / f"phone{ext}"
+    photos["coffee"].save(src, quality=90)
+    w = str(tiny_weights)
+    assert main(["compress", str(folder), "-o", str(tmp_path / "lic"), "--model", w, "--quiet"]) == 0  # listed
+    assert main(["decompress", str(tmp_path / "lic" / "phone.lic"), "-o", str(tmp_path / f"back{ext}"),
+                 "--model", w, "--quiet"]) == 0
+    with Image.open(tmp_path / f"back{ext}") as back:
+        assert back.size == photos["coffee"].size
+    # without the plugin, the error names the package that reads the format
+    fmt = "HEIF" if ext == ".heic" else "JXL"
+    monkeypatch.delitem(Image.OPEN, fmt)
+    monkeypatch.setattr(Image, "ID", [i for i in Image.ID if i != fmt])
+    package = "pillow-heif" if ext == ".heic" else "pillow-jxl-plugin"
+    with pytest.raises(InputError, match=f"phone{ext}: not a readable image \\(its format needs the {package} "
+                                         f"package: pip install {package}\\)"):
+        read_image(src)
+
+
 def test_api_accepts_paths_arrays_and_file_bytes(tiny, photo_file):
     a = lic.decompress(lic.compress(photo_file, model=tiny), model=tiny)
     b = lic.decompress(lic.compress(np.asarray(Image.open(photo_file)), model=tiny), model=tiny)
