@@ -1,5 +1,7 @@
-"""What travels with the pixels: ICC colour profiles, transparent colours, the first of several frames."""
+"""What travels with the pixels: ICC colour profiles, EXIF / XMP on request, transparent colours, the first of
+several frames."""
 
+import io
 import warnings
 
 import numpy as np
@@ -226,3 +228,25 @@ def test_invalid_metadata_chunk_is_refused(tiny, photos, kind, payload):
     bad = container.write(f.header, [container.Chunk(kind, payload)] + f.chunks)  # right checksums, wrong payload
     with pytest.raises(FormatError, match=f"{'EXIF' if kind == container.CHUNK_EXIF else 'XMP'} chunk is not valid"):
         codec.decode(bad, model=tiny)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "AVIF", "TIFF", "HEIF", "JXL"])
+def test_each_output_format_keeps_what_lic_writes_into_it(fmt):
+    from lic import formats, metadata
+
+    formats.register()
+    Image.init()
+    if fmt not in Image.SAVE:
+        pytest.skip(f"no {fmt} writer here (pip install lic[all])")
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    img = Image.new("RGB", (24, 16), (90, 30, 200))
+    img.info.update(metadata.extract({"exif": exif.tobytes(), "xmp": XMP}))
+    opts = metadata.save_options(img.info, fmt, lambda msg: None)
+    assert ("exif" in opts) == (fmt in metadata.EXIF_FORMATS)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **opts)
+    with Image.open(io.BytesIO(buf.getvalue())) as back:
+        back.load()
+        assert (back.getexif().get(0x010F) == "Canon") == (fmt in metadata.EXIF_FORMATS)
+        assert (b'dc:creator="lic tests"' in (back.info.get("xmp") or b"")) == (fmt in metadata.XMP_FORMATS)
