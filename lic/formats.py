@@ -19,15 +19,17 @@ def register() -> None:
     if _registered:
         return
     _registered = True
+    # a plugin that is missing or broken (its native library fails to load) leaves its format unreadable;
+    # it must not stop lic
     try:
         import pillow_heif
-    except ImportError:
-        pass
-    else:
+
         pillow_heif.register_heif_opener()
+    except Exception:
+        pass
     try:
         import pillow_jxl  # noqa: F401  (importing it registers the format)
-    except ImportError:
+    except Exception:
         pass
 
 
