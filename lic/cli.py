@@ -475,6 +475,18 @@ def cmd_demo(args) -> int:
 
 
 DEVICE_HELP = "where the networks run: cpu (default), cuda, cuda:N; the entropy coding stays on the CPU"
+THREADS_HELP = ("CPU threads for the networks (default: torch's, one per core); files and decoded images are the "
+                "same whatever the count")
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _load(name, device=None):
@@ -516,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(as cwebp -metadata; lic decompress writes it back into PNG, JPEG, WebP and AVIF). "
                         "The ICC colour profile is always kept")
     c.add_argument("--device", default=None, help=DEVICE_HELP)
+    c.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     c.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=cmd_compress)
@@ -528,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--model", help="weights file, when the file was made with weights that are not installed")
     d.add_argument("--layers", "--iterations", dest="layers", type=int, help="progressive models: decode the first K")
     d.add_argument("--device", default=None, help=DEVICE_HELP)
+    d.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     d.add_argument("-f", "--force", action="store_true")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_decompress)
@@ -547,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--refine", type=int, default=0, metavar="N", help="encode with N steps of latent search "
                    "(as lic compress --refine)")
     e.add_argument("--device", default=None, help=DEVICE_HELP)
+    e.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     e.add_argument("--out", help="results folder (default results/eval-DIR-MODEL)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
@@ -610,6 +625,7 @@ def _main(argv=None) -> int:
 
     keep_freed_memory()  # a short-lived process: reusing freed memory makes coding faster (lic.runtime)
     try:
+        _set_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
     except LicError as exc:
         kind = "" if isinstance(exc, Interrupted) else "error: "  # a run stopped on request, and saved

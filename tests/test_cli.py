@@ -233,14 +233,15 @@ def listing(d):
 
 
 @pytest.mark.parametrize("case", ["not_image", "empty", "missing", "empty_folder", "unknown_model",
-                                  "unknown_quality", "unwritable", "no_such_out_dir"])
+                                  "unknown_quality", "unwritable", "no_such_out_dir", "no_threads"])
 def test_bad_compress_input(tmp_path, photo_file, case):
     args = {"not_image": lambda: [tmp_path / "x.png"], "empty": lambda: [tmp_path / "e.png"],
             "missing": lambda: [tmp_path / "nope.png"], "empty_folder": lambda: [tmp_path / "empty", "-o", tmp_path / "o"],
             "unknown_model": lambda: [photo_file, "--model", "nosuch"],
             "unknown_quality": lambda: [photo_file, "-q", "99"],
             "unwritable": lambda: [photo_file, "-o", "/proc/lic-test.lic"],  # not writable, even for root
-            "no_such_out_dir": lambda: [photo_file, "-o", tmp_path / "nodir" / "a.lic"]}
+            "no_such_out_dir": lambda: [photo_file, "-o", tmp_path / "nodir" / "a.lic"],
+            "no_threads": lambda: [photo_file, "-o", tmp_path / "a.lic", "--threads", "0"]}
     (tmp_path / "x.png").write_text("this is text")
     (tmp_path / "e.png").write_bytes(b"")
     (tmp_path / "empty").mkdir()
@@ -248,6 +249,27 @@ def test_bad_compress_input(tmp_path, photo_file, case):
     rc, _, err = run("compress", *args[case]())
     one_line_error(rc, err)
     assert listing(tmp_path) == before
+
+
+def test_threads_option_changes_the_speed_only(tmp_path, photo_file):
+    """--threads N (as cjxl --num_threads, avifenc -j): the same file and the same decoded image at 1 and 2."""
+    for n in (1, 2):
+        rc, _, err = run("compress", photo_file, "-o", tmp_path / f"t{n}.lic", "--threads", n, "--quiet")
+        assert rc == 0, err
+        rc, _, err = run("decompress", tmp_path / "t1.lic", "-o", tmp_path / f"t{n}.png", "--threads", n, "--quiet")
+        assert rc == 0, err
+    assert (tmp_path / "t1.lic").read_bytes() == (tmp_path / "t2.lic").read_bytes()
+    assert Image.open(tmp_path / "t1.png").tobytes() == Image.open(tmp_path / "t2.png").tobytes()
+    import torch
+
+    before = torch.get_num_threads()
+    try:  # and the option takes effect
+        assert main(["info", str(tmp_path / "t1.lic")]) == 0 and torch.get_num_threads() == before
+        assert main(["decompress", str(tmp_path / "t1.lic"), "-o", str(tmp_path / "t3.png"), "--threads", "3",
+                     "--quiet"]) == 0
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture
