@@ -96,11 +96,11 @@ def coding_options(refine: int = 0, progress=None, exact: bool = False) -> dict:
 def encode(image: Image.Image, model="bmshj2018-hyperprior", quality: int | None = None,
            reconstruct: bool = False, refine: int = 0, progress=None, exact: bool = False,
            metadata: str | frozenset = "none") -> Encoded:
-    """``metadata``: the input's EXIF / XMP to keep ("none", "all", "exif", "xmp", "exif,xmp";
-    :mod:`lic.metadata`).  ``refine``: steps of encoder-side latent search (:mod:`lic.models.refine`): smaller files at the
+    """``refine``: steps of encoder-side latent search (:mod:`lic.models.refine`): smaller files at the
     same quality for a much longer encode (README: 50 steps took about 20 s instead of 0.5 s for a Kodak photo on
     two CPU cores); decoding is unchanged.  ``exact``: a file whose decoded pixels are the same on every
-    machine (:mod:`lic.layers.exact`), decoded in about 4x the time."""
+    machine (:mod:`lic.layers.exact`), decoded in about 4x the time.  ``metadata``: the input's EXIF / XMP to
+    keep ("none", "all", "exif", "xmp", "exif,xmp"; :mod:`lic.metadata`)."""
     keep = parse_keep(metadata)
     m = _resolve(model)
     q = m.default_quality if quality is None else int(quality)

@@ -65,10 +65,9 @@ def prefix_files(prepared, model, max_quality: int | None = None, refine: int = 
                  exact: bool = False, keep: frozenset[str] = frozenset()):
     """Encode a prepared image once with a progressive model: ``(compressed, files)``, where ``files[k-1]``
     is the complete .lic file of the first k layers (header, alpha, ICC profile and the metadata in ``keep``
-    included: what ``head -c`` at
-    that chunk boundary gives) and ``compressed.extra["x_hats"][k-1]`` what it decodes to.  ``refine``: steps of
-    encoder-side search over all the layers coded (su2020: :mod:`lic.models.refine`) or each iteration's bits
-    (toderici2017-rnn: :mod:`lic.models.refine_bits`)."""
+    included: what ``head -c`` at that chunk boundary gives) and ``compressed.extra["x_hats"][k-1]`` what it
+    decodes to.  ``refine``: steps of encoder-side search over all the layers coded (su2020:
+    :mod:`lic.models.refine`) or each iteration's bits (toderici2017-rnn: :mod:`lic.models.refine_bits`)."""
     from .codec import _name, coding_options, side_chunks
 
     p, m = prepared, model
