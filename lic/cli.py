@@ -115,7 +115,7 @@ def _save_image(img, dest, fmt: str) -> None:
     if icc and fmt not in ("PNG", "JPEG", "WEBP", "TIFF", "AVIF", "HEIF", "JXL"):
         warnings.warn(f"{fmt} output cannot hold the file's ICC colour profile; colours may shift "
                       "(write .png to keep it)", stacklevel=3)
-    opts = metadata.save_options(img.info, fmt, lambda msg: warnings.warn(msg, stacklevel=4))
+    opts = metadata.save_options(img.info, fmt)
     img.save(dest, format=fmt, **({"icc_profile": icc} if icc else {}), **opts)
 
 

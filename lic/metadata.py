@@ -19,6 +19,7 @@ PNG, JPEG, WebP, AVIF and HEIF outputs (EXIF also into TIFF and JPEG XL); other 
 
 from __future__ import annotations
 
+import warnings
 import zlib
 
 from .errors import FormatError, InputError
@@ -100,9 +101,9 @@ def valid(kind: str, data: bytes) -> bytes:
     return data
 
 
-def save_options(info: dict, fmt: str, warn) -> dict:
-    """Pillow ``save()`` keywords that write the EXIF / XMP in ``info`` into a ``fmt`` file; ``warn(message)``
-    is called for what that format cannot hold."""
+def save_options(info: dict, fmt: str) -> dict:
+    """Pillow ``save()`` keywords that write the EXIF / XMP in ``info`` into a ``fmt`` file, with a warning for
+    what that format cannot hold."""
     opts, dropped = {}, []
     exif, xmp = info.get("exif"), info.get("xmp")
     if exif:
@@ -126,5 +127,6 @@ def save_options(info: dict, fmt: str, warn) -> dict:
         else:
             dropped.append("XMP")
     if dropped:
-        warn(f"{fmt} output cannot hold the file's {' and '.join(dropped)} metadata; dropped (write .png to keep it)")
+        warnings.warn(f"{fmt} output cannot hold the file's {' and '.join(dropped)} metadata; dropped "
+                      "(write .png to keep it)", stacklevel=3)
     return opts

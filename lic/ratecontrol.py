@@ -164,9 +164,7 @@ def encode(image, model, iterations: int | None = None, bpp: float | None = None
     layers coded (su2020); ``exact``: files with the exact synthesis; ``metadata``: the EXIF / XMP kept (in
     the budget, as every byte of the file)."""
     from .codec import _resolve, check_exact, check_refine
-    from .metadata import parse_keep
 
-    keep = parse_keep(metadata)
     m = _resolve(model)
     check_refine(m, refine)
     check_exact(m, exact)
@@ -177,4 +175,4 @@ def encode(image, model, iterations: int | None = None, bpp: float | None = None
                          f"codes {m.qualities[0]}..{m.qualities[-1]} {m.prefix_unit}")
     # with a fixed iteration count, coding further than K is wasted work
     return choose(candidates(image, m, max_quality=iterations, refine=refine, progress=progress, exact=exact,
-                             metadata=keep), iterations, bpp, psnr)
+                             metadata=metadata), iterations, bpp, psnr)
