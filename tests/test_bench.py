@@ -669,3 +669,28 @@ def test_scalable_kodak_names_measured_weights_by_their_model(load_tool):
     unnamed = mod.comparisons({"hyper": {"layers": result("x", 0)["layers"]}}, None,
                               previous=result("su2020-rnn-hyperprior", 0.0))  # no model recorded: the default name
     assert {r["test"] for r in unnamed["bd_rate"]} == {"su2020-rnn-hyperprior (ours)"}
+
+
+def test_recurrent_bdrate_against_a_codec_measured_here(results, tmp_path, load_tool, capsys):
+    """benchmarks/recurrent_bdrate.py --measured NAME: a progressive model's iteration points against a codec of a
+    lic bench results folder, point by point (our quality minus the codec's at our bpp)."""
+    from lic.bench.results import load_results
+
+    mod = load_tool("recurrent_bdrate", folder="benchmarks")
+    jpeg = load_results(results)[0]["jpeg"]
+    bpp, psnr = jpeg.xy("psnr")
+    assert len(bpp) == 4 and not jpeg.has("ms_ssim")  # images too small for MS-SSIM
+    ours = {"iterations": {str(k + 1): {"bpp": float(b), "psnr": float(p) + 0.5, "ms_ssim": 0.9 + 0.01 * k}
+                           for k, (b, p) in enumerate(zip(bpp, psnr))}}
+    src = tmp_path / "ours.json"
+    src.write_text(json.dumps(ours))
+    out = tmp_path / "bd.json"
+    assert mod.main(["--measured", "jpeg", "--results", str(results), str(src), "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["results"][str(src)]
+    assert [p["bpp"] for p in row["psnr"]["per_point"]] == pytest.approx(list(bpp))
+    assert [p["diff"] for p in row["psnr"]["per_point"]] == pytest.approx([0.5] * 4)
+    assert row["psnr"]["bd_rate_pct"] < 0  # 0.5 dB better at every rate: fewer bits at equal PSNR
+    assert row["ms_ssim_db"]["bd_rate_pct"] is None and "fewer than 2 ms_ssim_db points" in row["ms_ssim_db"]["why"]
+    assert "+0.50 dB" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"no codec 'jpg' in .* \(it has: jpeg, webp\)"):
+        mod.main(["--measured", "jpg", "--results", str(results), str(src)])
