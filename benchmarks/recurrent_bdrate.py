@@ -75,7 +75,7 @@ def per_point(anchor_xy, test_xy) -> list[dict]:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", help="recurrent_kodak.py result files (the first is the anchor without "
-                                               "--published)")
+                                               "--published or --measured)")
     which = ap.add_mutually_exclusive_group()
     which.add_argument("--published", help="codec name of a published curve, e.g. tfc-toderici-2017-cvpr")
     which.add_argument("--measured", help="codec name in a lic bench results folder (--results), e.g. jpeg")
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
         tests = args.files
     else:
         if len(args.files) < 2:
-            ap.error("give two result files or more, or --published NAME")
+            ap.error("give two result files or more, or --published NAME or --measured NAME")
         anchor_name = args.files[0]
         anchor = {m: points(anchor_name, m) for m in METRICS}
         tests = args.files[1:]
